@@ -1,0 +1,5 @@
+import sys
+
+from posedistill.cli import main
+
+sys.exit(main())

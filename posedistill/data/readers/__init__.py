@@ -1,0 +1,1 @@
+"""posedistill.data.readers"""
