@@ -24,9 +24,9 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m posedistill demo
 
+# Speed and size benchmarks; each script prints a table and writes benchmarks/results/*.json.
 bench: $(STAMP)
-	$(PY) -m posedistill bench data
-	$(PY) benchmarks/run_all.py
+	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
 
 lint: $(STAMP)
 	$(PY) -m ruff check posedistill tests benchmarks

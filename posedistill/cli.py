@@ -17,7 +17,6 @@ COMMANDS: dict[str, str] = {
     "coco-eval": "coco_eval",
     "train": "train",
     "eval": "evaluate",
-    "bench": "bench",
     "demo": "demo",
 }
 
