@@ -17,6 +17,12 @@ COMMANDS: dict[str, str] = {
     "coco-eval": "coco_eval",
     "train": "train",
     "eval": "evaluate",
+    "distill": "distill",
+    "strip": "strip",
+    "deploy": "deploy",
+    "export": "export",
+    "infer": "infer",
+    "bench": "bench",
     "demo": "demo",
 }
 
