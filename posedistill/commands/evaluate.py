@@ -1,0 +1,146 @@
+"""``posedistill eval CONFIG --checkpoint CKPT [--dump results.json] [--flip-test]``.
+
+Evaluates a checkpoint (a posedistill checkpoint folder, or an official mmpose / DWPose ``.pth``) on the config's
+``data.val`` sources: COCO AP for COCO-style data (per part for COCO-WholeBody), PCK for LSP / MPII-style / JHMDB
+(PCKh when the instances carry head boxes). Prints a table and writes every number to a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = "evaluate a checkpoint on the validation data of a config (COCO AP, whole-body parts, PCK)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG", help="YAML recipe whose data.val sources are evaluated")
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT",
+                        help="checkpoint folder (e.g. work_dirs/x/best) or an mmpose / DWPose .pth")  # fmt: skip
+    parser.add_argument("--dump", metavar="RESULTS.json", help="also write the predictions as COCO keypoint results")
+    parser.add_argument(
+        "--flip-test", action=argparse.BooleanOptionalAction, default=None,
+        help="average with the horizontally flipped crop (default: eval.flip_test of the config)",
+    )  # fmt: skip
+    parser.add_argument("--out", metavar="METRICS.json",
+                        help="where the metrics go (default: <work dir>/eval/<checkpoint name>.json)")  # fmt: skip
+    parser.add_argument("--which", default="student", choices=("student", "teacher", "two_stage"),
+                        help="model inside a DWPose distiller .pth (default student)")  # fmt: skip
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set eval.batch_size=64; repeatable")  # fmt: skip
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: train.device of the config)")
+    parser.add_argument("--work-dir", help="default folder of the metrics file (see --out)")
+
+
+def format_result(result: dict[str, Any], layout_name: str) -> str:
+    """A readable table: COCO stats per part, or PCK per joint."""
+    from posedistill.layouts import get_layout
+
+    if result.get("metric") == "coco":
+        from posedistill.eval.coco import format_table
+
+        parts: dict[str, dict[str, float]] = {}
+        for key, value in result.items():
+            if "/" in key and isinstance(value, (int, float)):
+                part, stat = key.split("/", 1)
+                parts.setdefault(part, {})[stat] = float(value)
+        return format_table(parts) if parts else ""
+    layout = get_layout(layout_name)
+    lines = []
+    for key, value in result.items():
+        if key.endswith("/per_joint"):
+            name = key[: -len("/per_joint")]
+            lines.append(f"{'joint':<20} {name:>10}")
+            lines.append("-" * 31)
+            for joint, v in zip(layout.keypoint_names, value):
+                lines.append(f"{joint:<20} {v:>10.4f}" if v >= 0 else f"{joint:<20} {'-':>10}")
+            lines.append(f"{'mean':<20} {result[name]:>10.4f}")
+            lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def run(args: argparse.Namespace) -> int:
+    from posedistill.engine.checkpoint import CheckpointError
+    from posedistill.engine.config import ConfigError, load_config
+    from posedistill.errors import PoseDataError
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        if args.device:
+            cfg.train.device = args.device
+        return _evaluate(cfg, args)
+    except (ConfigError, PoseDataError, CheckpointError, FileNotFoundError) as e:
+        print(f"posedistill eval: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _evaluate(cfg: Any, args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from posedistill.distill.supervised import SupervisedMethod
+    from posedistill.engine import distributed as dist_utils
+    from posedistill.engine.builders import build_codec_from_config, build_val_data
+    from posedistill.engine.checkpoint import load_model_from_checkpoint
+    from posedistill.engine.config import ConfigError
+    from posedistill.engine.evaluation import evaluate
+    from posedistill.fileio import atomic_write_json
+
+    where = getattr(cfg, "source", args.config)
+    try:
+        device = dist_utils.resolve_device(cfg.train.device)
+    except ValueError as e:
+        raise ConfigError(f"{getattr(cfg, 'source', '<config>')}: key 'train.device' (or --device): {e}") from None
+    model, meta = load_model_from_checkpoint(args.checkpoint, device=device, which=args.which)
+    ckpt_size = [int(v) for v in model.build_args["input_size"]]
+    if list(cfg.input_size) != ckpt_size:
+        print(f"note: the checkpoint's input size {ckpt_size} (w, h) replaces model.input_size {list(cfg.input_size)}")
+        cfg.model.input_size = ckpt_size
+    layout = cfg.data.layout
+    if meta.get("layout") and meta["layout"] != layout:
+        raise ConfigError(f"{where}: key 'data.layout' is {layout!r} but the checkpoint was trained on "
+                          f"{meta['layout']!r}")  # fmt: skip
+    if meta.get("codec") and meta["codec"].get("type") != cfg.codec.get("type"):
+        raise ConfigError(f"{where}: key 'codec.type' is {cfg.codec.get('type')!r} but the checkpoint uses "
+                          f"{meta['codec'].get('type')!r}")  # fmt: skip
+    codec = build_codec_from_config(cfg)
+    val = build_val_data(cfg, codec)
+    if val is None:
+        raise ConfigError(f"{where}: key 'data.val': no validation source to evaluate on")
+    method = SupervisedMethod(model, codec, layout).to(device)
+    flip = cfg.eval.flip_test if args.flip_test is None else args.flip_test
+    print(f"evaluating {args.checkpoint} on {len(val.dataset)} instances ({layout}, flip test {flip})")
+    result, keypoints, scores = evaluate(
+        method, val.dataset, layout, batch_size=cfg.eval.batch_size or cfg.train.batch_size, device=device,
+        num_workers=cfg.train.num_workers, flip_test=flip, metric=cfg.eval.metric,
+        metric_args={**val.metric_args, **cfg.eval.args},
+        progress=True, instances=val.instances, rows=val.rows,
+    )  # fmt: skip
+    table = format_result(result, layout)
+    if table:
+        print(table)
+    headline = {k: v for k, v in result.items() if "/" not in k and isinstance(v, (int, float, str))}
+    print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in headline.items()))
+
+    ckpt_name = Path(args.checkpoint).stem if Path(args.checkpoint).is_file() else Path(args.checkpoint).name
+    work_dir = Path(args.work_dir or cfg.work_dir or Path("work_dirs") / Path(args.config).stem)
+    out = Path(args.out) if args.out else work_dir / "eval" / f"{ckpt_name}.json"
+    payload = {
+        "config": str(args.config), "checkpoint": str(args.checkpoint), "flip_test": flip, "layout": layout,
+        "num_instances": len(val.dataset), "metrics": result,
+    }  # fmt: skip
+    atomic_write_json(out, payload, indent=2)
+    print(f"metrics written to {out}")
+    if args.dump:
+        from posedistill.eval.coco import write_coco_results
+        from posedistill.eval.nms import rescore_instances
+
+        rows = val.rows
+        insts = [val.instances[i] for i in rows]
+        box_scores = np.array([float(inst.extra.get("bbox_score", 1.0)) for inst in insts])
+        inst_scores = rescore_instances(box_scores, scores[rows], 0.2)
+        write_coco_results(args.dump, [inst.image_id for inst in insts], keypoints[rows], scores[rows], inst_scores,
+                           layout)  # fmt: skip
+        print(f"predictions written to {args.dump}")
+    return 0
