@@ -257,3 +257,20 @@ def test_heatmap_codec_targets_pass_through(instances):
     enc = codec.encode(s["keypoints"].numpy(), (s["visibility"].numpy() > 0).astype(np.float32))
     np.testing.assert_array_equal(s["heatmaps"].numpy(), enc["heatmaps"])
     np.testing.assert_array_equal(s["weights"].numpy(), enc["weights"])
+
+
+def test_build_loader_stops_the_opencv_pool_before_forking_workers():
+    """Forked workers hang in OpenCV's inherited thread pool (pthread_cond_destroy) unless the parent is
+    single-threaded before the fork; build_loader must arrange that whenever it will fork workers."""
+    import cv2
+
+    from posedistill.data.loader import build_loader
+
+    cv2.setNumThreads(2)
+    try:
+        build_loader(list(range(4)), batch_size=2, shuffle=False, num_workers=0)
+        assert cv2.getNumThreads() == 2  # no workers: leave the caller's OpenCV alone
+        build_loader(list(range(4)), batch_size=2, shuffle=False, num_workers=2)
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(1)

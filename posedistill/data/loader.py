@@ -282,10 +282,21 @@ class EpochSampler(Sampler[int]):
         return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
 
 
+def single_thread_opencv() -> None:
+    """Run OpenCV single-threaded in this process, before DataLoader workers are forked from it.
+
+    A forked child inherits OpenCV's thread pool in whatever state the parent's pool threads were in (they are not
+    copied, their mutexes and condition variables are), and then hangs in ``pthread_cond_destroy`` as soon as it
+    touches the pool, ``cv2.setNumThreads(1)`` included (seen with OpenCV 5.0 here, timing dependent). Stopping the
+    pool in the parent first means the workers never see one; the workers are the parallelism anyway.
+    """
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
+
+
 def worker_init(worker_id: int) -> None:
-    """One OpenCV / torch thread per worker (the workers are the parallelism) and seeded global RNGs."""
-    cv2.setNumThreads(1)
-    cv2.ocl.setUseOpenCL(False)
+    """One torch thread per worker (OpenCV is already single-threaded, see :func:`single_thread_opencv`) and
+    seeded global RNGs."""
     torch.set_num_threads(1)
     seed = torch.initial_seed() % 2**32  # DataLoader derives it from its generator and the worker id
     np.random.seed(seed)
@@ -313,6 +324,7 @@ def build_loader(
         sampler = EpochSampler(len(dataset), shuffle, seed)
     kwargs: dict[str, Any] = {}
     if num_workers > 0:
+        single_thread_opencv()
         if prefetch_factor is not None:
             kwargs["prefetch_factor"] = prefetch_factor
         if multiprocessing_context is not None:
