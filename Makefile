@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv test demo bench lint clean
+.PHONY: venv test demo bench bench-dwpose bench-okdhp bench-dkd lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,19 @@ demo: $(STAMP)
 	$(PY) -m posedistill demo
 
 # Speed and size benchmarks; each script prints a table and writes benchmarks/results/*.json.
+SPEED_BENCHES := bench_data bench_synth bench_models bench_runtime bench_train
 bench: $(STAMP)
-	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+	for b in $(SPEED_BENCHES); do $(PY) benchmarks/$$b.py || exit 1; done
+
+# The methods' gains tables (long: tens of minutes on 2 CPU cores with --quick; --full is meant for a GPU).
+bench-dwpose: $(STAMP)
+	$(PY) benchmarks/bench_dwpose.py --quick
+
+bench-okdhp: $(STAMP)
+	$(PY) benchmarks/bench_okdhp.py --quick --datasets lspet synthetic --seeds 0 1 --epochs 5 --jobs 2
+
+bench-dkd: $(STAMP)
+	$(PY) benchmarks/bench_dkd.py --quick
 
 lint: $(STAMP)
 	$(PY) -m ruff check posedistill tests benchmarks

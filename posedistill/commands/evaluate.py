@@ -97,6 +97,8 @@ def _evaluate(cfg: Any, args: argparse.Namespace) -> int:
     if list(cfg.input_size) != ckpt_size:
         print(f"note: the checkpoint's input size {ckpt_size} (w, h) replaces model.input_size {list(cfg.input_size)}")
         cfg.model.input_size = ckpt_size
+        if meta.get("codec"):  # the codec's other sizes (heatmap_size, sigma) belong to that input size too
+            cfg.codec = {k: v for k, v in meta["codec"].items() if k != "input_size"}
     layout = cfg.data.layout
     if meta.get("layout") and meta["layout"] != layout:
         raise ConfigError(f"{where}: key 'data.layout' is {layout!r} but the checkpoint was trained on "

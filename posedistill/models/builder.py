@@ -54,11 +54,19 @@ def _hourglass(num_stacks: int, num_keypoints: int, input_size: Sequence[int], *
     return StackedHourglass(num_stacks, num_keypoints, **kw)
 
 
+def _multibranch(num_keypoints: int, input_size: Sequence[int], **kw: Any) -> nn.Module:
+    # OKDHP's multi-branch training network; imported here because multibranch.py builds on this module
+    from posedistill.models.multibranch import build_multibranch
+
+    return build_multibranch(num_keypoints=num_keypoints, input_size=input_size, **kw)
+
+
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     **{f"rtmpose-{s}": partial(_rtmpose, s) for s in CSPNEXT_SIZES},
     **{f"simplebaseline-res{d}": partial(_simplebaseline, d) for d in RESNET_DEPTHS},
     **{f"cspnext-{s}-heatmap": partial(_cspnext_heatmap, s) for s in CSPNEXT_SIZES},
     **{f"hourglass-{n}stack": partial(_hourglass, n) for n in range(1, 9)},
+    "multibranch": _multibranch,
 }
 
 # SimCC models: forward -> (simcc_x, simcc_y); everything else returns heatmaps
