@@ -1,0 +1,68 @@
+"""``posedistill export CKPT --format onnx --out model.onnx [--dynamic-batch] [--opset N]``.
+
+Writes an ONNX file with the I/O contract of the official RTMPose / DWPose ONNX files (input ``input`` N×3×H×W,
+outputs ``simcc_x`` / ``simcc_y``, or ``heatmaps`` for heatmap models) and the layout, input size and codec
+embedded as metadata, so ``posedistill infer`` and ``PoseEstimator`` run it without torch. Then checks it:
+onnxruntime against PyTorch on a random batch (max difference relative to the largest PyTorch output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "export a checkpoint (posedistill folder or mmpose .pth) to ONNX for the torch-free runtime"
+
+PARITY_TOLERANCE = 1e-4
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint folder (e.g. work_dirs/x/best) or mmpose .pth")
+    parser.add_argument("--format", default="onnx", choices=("onnx",), help="export format (onnx)")
+    parser.add_argument("--out", required=True, metavar="MODEL.onnx", help="file to write")
+    parser.add_argument("--dynamic-batch", action="store_true",
+                        help="symbolic batch axis, so all person crops of a frame run in one call")  # fmt: skip
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--layout", help="keypoint layout when the checkpoint does not say (e.g. halpe26)")
+    parser.add_argument("--which", default="student", choices=("student", "teacher", "two_stage"),
+                        help="model inside a DWPose distiller .pth (default student)")  # fmt: skip
+    parser.add_argument("--no-check", action="store_true", help="skip the onnxruntime vs PyTorch parity check")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("posedistill export: error: exporting needs torch; pip install 'posedistill[train]'", file=sys.stderr)
+        return 2
+    import numpy as np
+
+    from posedistill.engine.checkpoint import CheckpointError, load_model_from_checkpoint
+    from posedistill.errors import PoseDataError
+    from posedistill.infer.export import export_onnx, parity
+
+    try:
+        model, meta = load_model_from_checkpoint(args.checkpoint, which=args.which, layout=args.layout)
+        out = export_onnx(model, args.out, meta=meta, layout=args.layout, dynamic_batch=args.dynamic_batch,
+                          opset=args.opset)  # fmt: skip
+    except (CheckpointError, PoseDataError, ValueError, KeyError) as e:
+        print(f"posedistill export: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, opset {args.opset}, "
+          f"batch {'dynamic' if args.dynamic_batch else 1})")  # fmt: skip
+    if args.no_check:
+        return 0
+    from posedistill.infer.onnx_model import OnnxPoseModel
+
+    info = OnnxPoseModel(out).info
+    w, h = info.input_size
+    x = np.random.default_rng(0).standard_normal((2 if args.dynamic_batch else 1, 3, h, w)).astype(np.float32)
+    res = parity(model, out, x)
+    worst = max(v for k, v in res.items() if k.startswith("rel_"))
+    print(f"layout {info.layout}, K {info.num_keypoints}, input {w}x{h}, outputs {', '.join(info.output_names)}")
+    print("parity onnxruntime vs PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in res.items()))
+    if worst > PARITY_TOLERANCE:
+        print(f"posedistill export: error: relative difference {worst:.2e} exceeds {PARITY_TOLERANCE:.0e}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0

@@ -1,0 +1,190 @@
+"""``posedistill infer SOURCE --model M [--det D] [--out DIR] [--json FILE] [--format coco|mmpose|openpose] ...``
+
+Runs the torch-free pipeline (YOLOX detector, pose model, tracker, One-Euro smoother) on an image, a folder of
+images, a glob, a video file, a stream URL or a webcam index (``0``), and writes annotated images / an annotated
+video to ``--out`` and the keypoints as JSON (``--json``, format ``--format``). Stop a long run with Ctrl-C (or
+SIGTERM): the video and the JSON are finished with the frames done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "run a pose model on images, a folder, a glob, a video or a webcam; write annotated media and JSON"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="image, folder, glob ('frames/*.jpg', quote it), video file, stream URL or webcam index",
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="M",
+        help="pose model: .onnx file, URL, mmdeploy SDK zip, or a checkpoint (needs torch)",
+    )
+    parser.add_argument(
+        "--det",
+        metavar="D",
+        help="YOLOX person detector (.onnx / URL / SDK zip); without it the whole frame is one person",
+    )
+    parser.add_argument("--det-thr", type=float, default=0.3, help="detector score threshold (default 0.3)")
+    parser.add_argument(
+        "--det-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the detector every N frames; boxes follow the keypoints in between (default 1)",
+    )
+    parser.add_argument(
+        "--out", default="runs/infer", metavar="DIR", help="folder for annotated images / videos (default runs/infer)"
+    )
+    parser.add_argument("--no-vis", action="store_true", help="do not write annotated images / videos")
+    parser.add_argument(
+        "--json",
+        metavar="FILE",
+        help="write keypoints here (a folder for --format openpose); default with --format: "
+        "DIR/<source name>.json or DIR/<source name>_openpose/",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("mmpose", "coco", "openpose"),
+        help="JSON format: mmpose (meta_info + instance_info, default), coco (results list), "
+        "openpose (one file per frame)",
+    )
+    parser.add_argument(
+        "--image-ids",
+        metavar="GT.json",
+        help="--format coco: take each image's image_id from this COCO file (matched by file name), for coco-eval",
+    )
+    parser.add_argument("--track", action="store_true", help="give people stable track ids across frames")
+    parser.add_argument(
+        "--smooth",
+        choices=("none", "oneeuro"),
+        default="none",
+        help="One-Euro keypoint smoothing per track (implies --track)",
+    )
+    parser.add_argument("--min-cutoff", type=float, default=1.0, help="One-Euro cutoff at rest, Hz (default 1.0)")
+    parser.add_argument(
+        "--beta", type=float, default=0.01, help="One-Euro speed coefficient, per pixel/second (default 0.01)"
+    )
+    parser.add_argument("--kpt-thr", type=float, default=0.3, help="keypoint score threshold for drawing (0.3)")
+    parser.add_argument("--skeleton", choices=("mmpose", "openpose"), default="mmpose", help="drawing style")
+    parser.add_argument("--black-background", action="store_true", help="draw on black (ControlNet inputs)")
+    parser.add_argument("--no-face", action="store_true", help="leave face points out of drawings and OpenPose JSON")
+    parser.add_argument("--no-hands", action="store_true", help="leave hands out of drawings and OpenPose JSON")
+    parser.add_argument(
+        "--face-70",
+        action="store_true",
+        help="OpenPose JSON: 70 face points (the 68 plus the eyes as pupils), as OpenPose specifies",
+    )
+    parser.add_argument("--flip-test", action="store_true", help="average each crop with its mirror (2x slower)")
+    parser.add_argument("--layout", help="keypoint layout when the model does not say (e.g. halpe26)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (onnxruntime-gpu) (default cpu)")
+    parser.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
+    parser.add_argument("--fps", type=float, help="frame rate of an image sequence, or of a video that has none")
+    parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (webcams, quick looks)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _default_json(args: argparse.Namespace, source_name: str) -> Path | None:
+    if args.json:
+        return Path(args.json)
+    if args.format is None:
+        return None
+    suffix = "_openpose" if args.format == "openpose" else ".json"
+    return Path(args.out) / f"{source_name}{suffix}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from posedistill.errors import PoseDataError
+    from posedistill.infer.pipeline import (
+        OutputOptions,
+        PosePipeline,
+        image_ids_from_coco,
+        sigterm_as_keyboard_interrupt,
+    )
+    from posedistill.infer.pipeline import run as run_pipeline
+    from posedistill.infer.smoothing import PoseSmoother
+    from posedistill.infer.sources import open_source
+    from posedistill.infer.tracking import PoseTracker
+
+    def fail(message: str) -> int:
+        print(f"posedistill infer: error: {message}", file=sys.stderr)
+        return 2
+
+    if args.det_every < 1:
+        return fail(f"--det-every must be >= 1, got {args.det_every}")
+    smooth = args.smooth == "oneeuro"
+    track = args.track or smooth
+    if smooth and not args.track and not args.quiet:
+        print("posedistill infer: --smooth keeps one filter per person: tracking is on", file=sys.stderr)
+
+    try:
+        image_ids = image_ids_from_coco(args.image_ids) if args.image_ids else None
+        source = open_source(args.source, fps=args.fps)
+    except PoseDataError as e:
+        return fail(str(e))
+    try:
+        from posedistill.infer.estimator import PoseEstimator
+
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if args.device.startswith("cuda") else None
+        estimator = PoseEstimator(
+            args.model,
+            layout=args.layout,
+            flip_test=args.flip_test,
+            device=args.device,
+            threads=args.threads,
+            providers=providers,
+            progress=not args.quiet,
+        )
+        detector = None
+        if args.det:
+            from posedistill.infer.detector import YOLOXDetector
+
+            detector = YOLOXDetector(
+                args.det, score_thr=args.det_thr, threads=args.threads, providers=providers, progress=not args.quiet
+            )
+    except (PoseDataError, ValueError, KeyError, ImportError, FileNotFoundError) as e:
+        source.close()
+        return fail(e.args[0] if isinstance(e, KeyError) and e.args else str(e))
+
+    fps = source.fps or args.fps or 30.0
+    pipeline = PosePipeline(
+        estimator,
+        detector,
+        det_every=args.det_every,
+        tracker=PoseTracker(kpt_thr=args.kpt_thr) if track else None,
+        smoother=PoseSmoother(min_cutoff=args.min_cutoff, beta=args.beta, fps=fps, kpt_thr=args.kpt_thr)
+        if smooth
+        else None,
+        kpt_thr=args.kpt_thr,
+    )
+    options = OutputOptions(
+        out_dir=None if args.no_vis else Path(args.out),
+        json_path=_default_json(args, source.name),
+        json_format=args.format or "mmpose",
+        kpt_thr=args.kpt_thr,
+        skeleton=args.skeleton,
+        black_background=args.black_background,
+        include_face=not args.no_face,
+        include_hands=not args.no_hands,
+        face_70=args.face_70,
+        image_ids=image_ids,
+    )
+    try:
+        with sigterm_as_keyboard_interrupt():
+            summary = run_pipeline(pipeline, source, options, max_frames=args.max_frames, progress=not args.quiet)
+    except PoseDataError as e:
+        return fail(str(e))
+
+    per_frame = 1000.0 * summary.seconds / max(summary.frames, 1)
+    state = "interrupted after" if summary.interrupted else "done:"
+    print(f"{state} {summary.frames} frames, {summary.people} people, {per_frame:.1f} ms/frame")
+    for what, path in summary.outputs.items():
+        print(f"  {what}: {path}")
+    return 130 if summary.interrupted else 0

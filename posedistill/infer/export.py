@@ -1,0 +1,189 @@
+"""ONNX export (needs torch and onnx: the ``train`` extra).
+
+The graph follows the contract of the official RTMPose / DWPose ONNX files (see
+:mod:`posedistill.infer.onnx_model`): input ``input`` N×3×H×W float32 (RGB, normalised outside the graph),
+outputs ``simcc_x`` N×K×(W·r) and ``simcc_y`` N×K×(H·r) for SimCC models, ``heatmaps`` N×K×H'×W' for heatmap
+models (SimpleBaseline, CSPNeXt-heatmap, stacked hourglass, an OKDHP branch, a DKD student: any module whose
+``forward`` returns one of the two). The batch axis is 1, or symbolic with ``dynamic_batch``.
+
+Everything the runtime needs is embedded as JSON in the model's ``metadata_props`` under ``posedistill``: kind,
+layout, K, input size, codec, normalisation, box padding, flip indices and the ``build_model`` arguments.
+Exported with the TorchScript exporter (``dynamo=False``), opset 17 by default; the file is written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from posedistill.fileio import atomic_write_bytes
+from posedistill.infer.onnx_model import (
+    HEATMAP_OUTPUT,
+    LAYOUT_BY_K,
+    METADATA_FORMAT,
+    METADATA_KEY,
+    METADATA_VERSION,
+    SIMCC_OUTPUTS,
+    resolve_layout,
+)
+from posedistill.infer.preprocess import BBOX_PADDING, MEAN_RGB, STD_RGB
+
+DEFAULT_OPSET = 17
+
+
+def _input_size(model: nn.Module, meta: dict[str, Any], input_size: Any) -> tuple[int, int]:
+    size = input_size or meta.get("input_size") or (getattr(model, "build_args", None) or {}).get("input_size")
+    if size is None:
+        raise ValueError("cannot tell the model's input size: pass input_size=(w, h)")
+    w, h = (int(v) for v in size)
+    return w, h
+
+
+@torch.no_grad()
+def describe_outputs(model: nn.Module, input_size: tuple[int, int]) -> tuple[str, int, list[tuple[int, ...]]]:
+    """Run one zero crop through ``model``: ("simcc" | "heatmap", K, per-output shapes without the batch axis)."""
+    w, h = input_size
+    p = next(model.parameters(), None)
+    out = model(torch.zeros(1, 3, h, w, device=p.device if p is not None else "cpu"))
+    pair = isinstance(out, tuple | list) and len(out) == 2
+    if pair and all(isinstance(t, torch.Tensor) and t.dim() == 3 for t in out):
+        return "simcc", int(out[0].shape[1]), [tuple(out[0].shape[1:]), tuple(out[1].shape[1:])]
+    if isinstance(out, torch.Tensor) and out.dim() == 4:
+        return "heatmap", int(out.shape[1]), [tuple(out.shape[1:])]
+    got = type(out).__name__ if not isinstance(out, torch.Tensor) else f"a tensor of shape {tuple(out.shape)}"
+    raise ValueError(
+        f"cannot export {type(model).__name__}: forward must return (simcc_x B×K×Wx, simcc_y B×K×Wy) or heatmaps "
+        f"B×K×H×W, got {got}; wrap multi-output networks so that forward returns the deployed prediction"
+    )
+
+
+def _fix_output_shapes(proto: Any, names: list[str], shapes: list[tuple[int, ...]]) -> None:
+    """Write the static K / bins / heatmap sizes into the graph outputs (the tracer leaves some symbolic)."""
+    by_name = {o.name: o for o in proto.graph.output}
+    for name, shape in zip(names, shapes):
+        dims = by_name[name].type.tensor_type.shape.dim
+        for d, size in zip(list(dims)[1:], shape):
+            d.ClearField("dim_param")
+            d.dim_value = int(size)
+
+
+def export_onnx(
+    model: nn.Module,
+    out: str | Path,
+    *,
+    meta: dict[str, Any] | None = None,
+    layout: str | None = None,
+    input_size: tuple[int, int] | None = None,
+    dynamic_batch: bool = False,
+    opset: int = DEFAULT_OPSET,
+    check: bool = True,
+) -> Path:
+    """Export ``model`` (a pose network in eval mode on CPU) to ``out``.
+
+    Args:
+        model: network whose ``forward`` gives SimCC logits or heatmaps.
+        out: target ``.onnx`` path (written atomically).
+        meta: checkpoint-style meta (``layout``, ``input_size``, ``codec``, ``mean``, ``std``, ``model.build_args``)
+            to embed; what is missing is inferred (K → layout, output shape → codec).
+        layout: layout name (overrides ``meta``).
+        input_size: (w, h) (overrides ``meta`` and ``model.build_args``).
+        dynamic_batch: symbolic batch axis (one call for all crops of a frame) instead of batch 1.
+        opset: ONNX opset (17 by default).
+        check: run ``onnx.checker`` on the result.
+    """
+    import onnx
+
+    meta = dict(meta or {})
+    model = model.float().cpu().eval()
+    w, h = _input_size(model, meta, input_size)
+    kind, k, shapes = describe_outputs(model, (w, h))
+    layout_name, flip = resolve_layout(str(out), k, layout or meta.get("layout") or LAYOUT_BY_K.get(k))
+    codec = dict(meta.get("codec") or {})
+    if not codec:
+        if kind == "simcc":
+            codec = {"type": "simcc", "input_size": [w, h], "sigma": [4.9, 5.66], "split_ratio": shapes[0][1] / w}
+        else:
+            codec = {"type": "heatmap", "input_size": [w, h], "heatmap_size": [shapes[0][2], shapes[0][1]],
+                     "sigma": 2.0}  # fmt: skip
+    if codec.get("type") != kind:
+        raise ValueError(f"the model outputs {kind} but the codec config is {codec!r}")
+    output_names = list(SIMCC_OUTPUTS) if kind == "simcc" else [HEATMAP_OUTPUT]
+    build_args = getattr(model, "build_args", None) or (meta.get("model") or {}).get("build_args") or {}
+    info = {
+        "format": METADATA_FORMAT,
+        "version": METADATA_VERSION,
+        "kind": kind,
+        "layout": layout_name,
+        "num_keypoints": k,
+        "input_size": [w, h],
+        "codec": codec,
+        "mean": [float(v) for v in meta.get("mean", MEAN_RGB)],
+        "std": [float(v) for v in meta.get("std", STD_RGB)],
+        "to_rgb": True,
+        "padding": float(meta.get("padding", BBOX_PADDING)),
+        "flip_indices": list(flip),
+        "build_args": build_args,
+        "dynamic_batch": bool(dynamic_batch),
+        "opset": int(opset),
+    }
+
+    buf = io.BytesIO()
+    dynamic_axes = {n: {0: "batch"} for n in ["input", *output_names]} if dynamic_batch else None
+    with warnings.catch_warnings():  # tracer chatter about shape checks and the legacy exporter
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (torch.zeros(1, 3, h, w),), buf, dynamo=False, input_names=["input"], output_names=output_names,
+            opset_version=int(opset), dynamic_axes=dynamic_axes, do_constant_folding=True,
+        )  # fmt: skip
+    proto = onnx.load_from_string(buf.getvalue())
+    _fix_output_shapes(proto, output_names, shapes)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(info)
+    proto.producer_name = "posedistill"
+    if check:
+        onnx.checker.check_model(proto)
+    out = Path(out)
+    atomic_write_bytes(out, proto.SerializeToString())
+    return out
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    dynamic_batch: bool = False,
+    opset: int = DEFAULT_OPSET,
+    layout: str | None = None,
+    which: str = "student",
+) -> Path:
+    """Export a posedistill checkpoint folder or an official mmpose / DWPose ``.pth`` to ONNX."""
+    from posedistill.engine.checkpoint import load_model_from_checkpoint
+
+    model, meta = load_model_from_checkpoint(checkpoint, which=which, layout=layout)
+    return export_onnx(model, out, meta=meta, layout=layout, dynamic_batch=dynamic_batch, opset=opset)
+
+
+@torch.no_grad()
+def parity(model: nn.Module, onnx_path: str | Path, inputs: np.ndarray, threads: int | None = None) -> dict[str, float]:
+    """Compare onnxruntime with PyTorch on ``inputs`` (N, 3, h, w): per output, the max absolute difference
+    divided by the max absolute PyTorch value (``rel_<name>``) and the max absolute difference (``abs_<name>``)."""
+    from posedistill.infer.onnx_model import OnnxPoseModel
+
+    ort_model = OnnxPoseModel(onnx_path, threads=threads)
+    got = ort_model.run(inputs)
+    ref = model.float().cpu().eval()(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)))
+    ref = ref if isinstance(ref, tuple | list) else (ref,)
+    out: dict[str, float] = {}
+    for name, a, b in zip(ort_model.info.output_names, got, ref):
+        b = b.numpy()
+        diff = float(np.abs(a - b).max())
+        out[f"abs_{name}"] = diff
+        out[f"rel_{name}"] = diff / max(float(np.abs(b).max()), 1e-12)
+    return out
