@@ -203,11 +203,21 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     ap.add_argument("--workers", type=int, default=0, help="data-loader workers (0: in the main process)")
     ap.add_argument("--reinit-every", type=int, default=None, help="DKD re-initialisation period (default: never)")
-    ap.add_argument("--min-confidence", type=float, default=None,
-                    help="redo a DKD frame with the initializer below this confidence (default: never)")
+    ap.add_argument(
+        "--min-confidence",
+        type=float,
+        default=None,
+        help="redo a DKD frame with the initializer below this confidence (default: never)",
+    )
     ap.add_argument("--adv-weight", type=float, default=None, help="override DKD's adversarial weight")
-    ap.add_argument("--set", dest="dkd_overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra override of the DKD config (ablations), e.g. --set model.args.static_kernels=false")
+    ap.add_argument(
+        "--set",
+        dest="dkd_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra override of the DKD config (ablations), e.g. --set model.args.static_kernels=false",
+    )
     ap.add_argument("--timing-repeats", type=int, default=3)
     ap.add_argument("--reuse", default="", metavar="STAGES",
                     help="comma list of stages (per-frame-large, per-frame-small, dkd) whose checkpoints of a previous "
@@ -248,10 +258,16 @@ def main() -> None:
         seconds_file.write_text(json.dumps(seconds))
         print(f"{method} trained in {seconds[method]:.0f}s", flush=True)
 
-    stage("per-frame-large", large_cfg,
-          common_overrides(work, s["large_epochs"], args.workers) + model_overrides("model", s["large"]))
-    stage("per-frame-small", small_cfg,
-          common_overrides(work, s["small_epochs"], args.workers) + model_overrides("model", s["encoder"]))
+    stage(
+        "per-frame-large",
+        large_cfg,
+        common_overrides(work, s["large_epochs"], args.workers) + model_overrides("model", s["large"]),
+    )
+    stage(
+        "per-frame-small",
+        small_cfg,
+        common_overrides(work, s["small_epochs"], args.workers) + model_overrides("model", s["encoder"]),
+    )
     dkd_ov = common_overrides(work, s["dkd_epochs"], args.workers) + [
         f"method.args.initializer_pretrained={dirs['per-frame-large'] / 'last'}",
         f"method.args.encoder_pretrained={dirs['per-frame-small'] / 'last'}",

@@ -61,12 +61,20 @@ def _multibranch(num_keypoints: int, input_size: Sequence[int], **kw: Any) -> nn
     return build_multibranch(num_keypoints=num_keypoints, input_size=input_size, **kw)
 
 
+def _dkd(num_keypoints: int, input_size: Sequence[int], **kw: Any) -> nn.Module:
+    # DKD's video network (initializer + encoder + kernel distillator); lazy for the same reason
+    from posedistill.models.dkd import build_dkd
+
+    return build_dkd(num_keypoints, input_size, **kw)
+
+
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     **{f"rtmpose-{s}": partial(_rtmpose, s) for s in CSPNEXT_SIZES},
     **{f"simplebaseline-res{d}": partial(_simplebaseline, d) for d in RESNET_DEPTHS},
     **{f"cspnext-{s}-heatmap": partial(_cspnext_heatmap, s) for s in CSPNEXT_SIZES},
     **{f"hourglass-{n}stack": partial(_hourglass, n) for n in range(1, 9)},
     "multibranch": _multibranch,
+    "dkd": _dkd,
 }
 
 # SimCC models: forward -> (simcc_x, simcc_y); everything else returns heatmaps

@@ -456,8 +456,7 @@ def build_dkd(
     net = DKDNet(
         init_model,
         enc,
-        PoseKernelDistillator(c, num_keypoints, kernel_size, distillator_hidden, kernel_mode, temperature,
-                              kernel_gain),
+        PoseKernelDistillator(c, num_keypoints, kernel_size, distillator_hidden, kernel_mode, temperature, kernel_gain),
         KernelMatching(c, num_keypoints, kernel_size, kernel_mode, static_kernels),
         reinit_every=reinit_every,
         min_confidence=min_confidence,
