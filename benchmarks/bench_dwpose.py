@@ -10,15 +10,17 @@ Per dataset (configs in ``configs/dwpose/``; every run is a ``posedistill train`
 
 Every final (``last``) checkpoint is then evaluated with flip test:
 
-- ``synthetic``: COCO AP (whole body) on the generated validation images (difficulty ``medium``; per-part AP in
-  ``details``);
+- ``synthetic``: COCO AP of the whole body and of the body part on the generated validation images (difficulty
+  ``medium`` in the configs, ``easy`` in the quick profile; per-part numbers in ``details``);
 - ``lspet``: PCK@0.2 on images 2501-3000, and COCO AP on ``../shared/data/coco_dev`` (julito + coco_mini_train,
   ground-truth boxes): the 14 LSP joints are mapped to COCO-17 (``posedistill.layouts.get_mapping``) and the
   OKS AP is computed over the 12 limb joints both layouts share (nose, eyes and ears left out of the GT).
 
-Profiles. ``--quick`` (default, CPU): 128×96 input (SimCC σ halved), batch 32, students 4 epochs, teacher 8,
-stage 2 1 epoch, 800 + 150 synthetic images, one torch thread per run. ``--full`` (GPU): the configs as written
-(256×192, LSPet students 80 epochs / teacher 160, synthetic 40 / 80 on 2000 + 300 images).
+Profiles. ``--quick`` (default, CPU): 128×96 input (SimCC σ halved), batch 32, students 15 epochs, teacher 30,
+stage 2 3 epochs, 800 + 150 synthetic images at difficulty ``easy``, one torch thread per run, and for every run
+alike: peak learning rate 2e-3, grad-clip 1.0 and mild augmentation (see ``_SHORT``). ``--full`` (GPU): the
+configs as written (256×192, LSPet students 80 epochs / teacher 160, synthetic ``medium`` 40 / 80 epochs on
+2000 + 300 images). ``--smoke``: a pipeline check in minutes.
 
 Output: ``benchmarks/results/dwpose.json``, a list of rows ``{dataset, model, method, seed, metric, value,
 train_seconds, eval_set, details}`` (values are fractions; ``train_seconds`` is the wall time of that run alone,
@@ -69,15 +71,33 @@ class Profile:
     sigma: tuple[float, float] | None = None
     warmup_iters: int | None = None
     synthetic_images: tuple[int, int] | None = None  # train, val
+    synthetic_difficulty: str | None = None  # None: the configs' ("medium")
     threads: int | None = None
-    extra: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()  # --set overrides of every run
+    aug_switch: bool = True  # stage-2 augmentation in the last epoch (with ``epochs``)
 
 
 _CPU = ("train.num_workers=1", "train.device=cpu", "train.batch_size=32")
+# Short runs from scratch: what the quick profile changes for every run alike (teacher, baseline, stage 1, stage 2),
+# each one measured to help within a CPU budget (docs/dwpose.md §5): a lower peak learning rate and grad-clip 1.0
+# (at 4e-3 RTMPose-t's loss spikes during the first epochs), and RTMPose's milder stage-2 augmentation without
+# coarse dropout, half-body crops or blur, throughout (the runs are far from overfitting).
+_SHORT = (
+    "optim.lr=2.0e-3",
+    "train.grad_clip=1.0",
+    "data.aug.dropout_prob=0.0",
+    "data.aug.half_body_prob=0.0",
+    "data.aug.rotate_factor=30",
+    "data.aug.shift_factor=0.0",
+    "data.aug.scale_range=[0.75, 1.25]",
+    "data.aug.blur_prob=0.0",
+    "data.aug.median_blur_prob=0.0",
+)
 PROFILES = {
-    # sized for 2 CPU cores shared with other jobs (about 2 hours with the two datasets in parallel)
-    "quick": Profile("quick", epochs=4, teacher_epochs=8, input_size=(96, 128), sigma=(2.45, 2.83), warmup_iters=50,
-                     synthetic_images=(800, 150), threads=1, extra=_CPU),
+    # sized for 2 CPU cores shared with other jobs (about 1.5 hours with the two datasets in parallel at a load of 2)
+    "quick": Profile("quick", epochs=15, teacher_epochs=30, input_size=(96, 128), sigma=(2.45, 2.83), warmup_iters=100,
+                     synthetic_images=(800, 150), synthetic_difficulty="easy", threads=1, extra=(*_CPU, *_SHORT),
+                     aug_switch=False),
     "full": Profile("full", None, None),
     # a pipeline check in a few minutes, not an experiment
     "smoke": Profile("smoke", epochs=1, teacher_epochs=1, input_size=(48, 64), sigma=(1.2, 1.4), warmup_iters=10,
@@ -99,7 +119,9 @@ def config_path(dataset: str, method: str) -> Path:
 
 
 def synthetic_root(work: Path, profile: Profile) -> Path | None:
-    return work / "synthetic_data" if profile.synthetic_images else None
+    if not profile.synthetic_images:
+        return None
+    return work / f"synthetic_data_{profile.synthetic_difficulty or 'medium'}"
 
 
 def overrides(dataset: str, method: str, seed: int, profile: Profile, work: Path, teacher: Path | None) -> list[str]:
@@ -111,13 +133,16 @@ def overrides(dataset: str, method: str, seed: int, profile: Profile, work: Path
                 f"codec.sigma=[{profile.sigma[0]}, {profile.sigma[1]}]"]  # fmt: skip
     if profile.epochs and method != "dwpose-s2":  # stage 2 takes 1/5 of its stage-1 run's epochs
         e = profile.teacher_epochs if method == "teacher" else profile.epochs
-        out += [f"train.epochs={e}", f"schedule.cosine_begin_epoch={e // 2}", f"train.aug_switch_epoch={e - 1}"]
+        switch = e - 1 if profile.aug_switch else "null"
+        out += [f"train.epochs={e}", f"schedule.cosine_begin_epoch={e // 2}", f"train.aug_switch_epoch={switch}"]
     if profile.warmup_iters is not None:
         out.append(f"schedule.warmup_iters={profile.warmup_iters if method != 'dwpose-s2' else 20}")
     root = synthetic_root(work, profile)
     if dataset == "synthetic" and root is not None:
         out += [f"data.train.0.path={root / 'train' / 'annotations.json'}",
                 f"data.train.0.synthetic.num_images={profile.synthetic_images[0]}"]  # fmt: skip
+        if profile.synthetic_difficulty:
+            out.append(f"data.train.0.synthetic.difficulty={profile.synthetic_difficulty}")
     if teacher is not None:
         out.append(f"method.args.teacher={teacher}")
     return out
@@ -226,6 +251,8 @@ def synthetic_sources(profile: Profile, work: Path) -> tuple[Any, Any]:
         for src, split, n in ((train, "train", profile.synthetic_images[0]), (val, "val", profile.synthetic_images[1])):
             src.path = str(root / split / "annotations.json")
             src.synthetic = {**(src.synthetic or {}), "num_images": n}
+            if profile.synthetic_difficulty:
+                src.synthetic["difficulty"] = profile.synthetic_difficulty
     return train, val
 
 
@@ -256,9 +283,11 @@ def eval_checkpoint(ckpt: Path, dataset: str, profile: Profile, work: Path) -> l
         keypoints[rows], scores[rows] = kp, sc
         res = evaluate_predictions(instances, keypoints, scores, "coco_wholebody", metric="coco",
                                    input_size=input_size)  # fmt: skip
-        details = {k: float(v) for k, v in res.items() if k.endswith("/AP")}
-        out.append({"metric": "AP", "value": float(res["AP"]), "eval_set": f"synthetic medium val ({len(rows)} "
-                    "people), whole-body AP", "details": details})  # fmt: skip
+        level = profile.synthetic_difficulty or "medium"
+        for part in ("wholebody", "body"):
+            details = {k: float(v) for k, v in res.items() if k.startswith(f"{part}/")}
+            out.append({"metric": "AP", "value": float(res[f"{part}/AP"]), "details": details,
+                        "eval_set": f"synthetic {level} val ({len(rows)} people), {part}"})  # fmt: skip
         return out
 
     # LSPet: PCK@0.2 on images 2501-3000

@@ -150,7 +150,7 @@ def test_bench_command_smoke(tmp_path, capsys):
     ort = {("onnxruntime", 1, "one call"), ("onnxruntime", 2, "sharded"), ("onnxruntime", 2, "one call")}
     assert modes == ort | {("torch", 1, "one call"), ("torch", 2, "one call"), ("onnxruntime", 2, "batch-1 loop")}
     assert all(r["runs"] == 2 and r["median_ms"] > 0 for r in res["model_latency"])
-    assert res["batching_gain"] > 0 and res["batching_gain_plain_ort"] > 0
+    assert res["batching_gain"] > 0 and res["batching_gain_sharded"] > 0
     assert {(r["backend"], r["persons"], r["mode"]) for r in res["end_to_end"]} == {
         ("onnxruntime", 2, "batched"),
         ("torch", 2, "batched"),

@@ -214,8 +214,8 @@ class PoseEstimator:
         providers: explicit onnxruntime execution providers.
         sha256, cache_dir, progress: download options for URLs (see :func:`posedistill.infer.hub.resolve_model`).
         det_score_thr, det_nms_thr: YOLOX thresholds when ``detector`` is a path.
-        workers: single-threaded onnxruntime sessions that share the crops of a frame (default: one per core on
-            the CPU; 1 = one plain ``session.run`` for all crops). See :class:`OnnxPoseModel`.
+        workers: 1 (default): all crops of a frame in one onnxruntime call; > 1: shard them over that many
+            single-threaded sessions (see :class:`OnnxPoseModel`).
     """
 
     def __init__(

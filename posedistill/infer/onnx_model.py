@@ -325,16 +325,15 @@ class OnnxPoseModel:
     ``run(inputs (N, 3, h, w) float32) -> tuple of outputs`` (``(simcc_x, simcc_y)`` or ``(heatmaps,)``) for all N
     crops of a frame in one call.
 
-    How the crops are executed (on the CPU provider): a single crop runs on the main session, whose intra-op
-    threads split each operator over the cores (lowest latency). Several crops are **sharded over the cores**:
-    ``workers`` single-threaded sessions each take a contiguous share of the crops and run it in micro-batches of
-    ``micro_batch`` concurrently (onnxruntime releases the GIL). On a CPU this beats both one big batch (whose
-    high-resolution activations no longer fit the caches, so a crop costs more at batch 8 than at batch 1) and a
-    loop of single crops over a multi-threaded session (whose threads meet at a barrier after every small
-    operator); see ``benchmarks/bench_runtime.py``. Every crop is computed on its own, so the outputs do not
-    depend on the grouping (up to float summation order). ``workers=1`` gives plain onnxruntime: all crops in one
-    ``session.run`` (chunks of the fixed batch size for fixed-batch files). Worker sessions are created on first
-    use; each holds a copy of the weights.
+    By default all N crops go to onnxruntime in **one** ``session.run`` (chunks of the fixed batch size for
+    fixed-batch files such as the official batch-1 exports), with intra-op threads = cores.
+
+    ``workers > 1`` shards the crops over the cores instead: ``workers`` single-threaded sessions each take a
+    contiguous share and run it in micro-batches of ``micro_batch``, concurrently (onnxruntime releases the GIL).
+    Every crop is computed on its own, so the outputs do not depend on the grouping (up to float summation
+    order). On a quiet machine one batched call is faster (``benchmarks/bench_runtime.py``); sharding only paid
+    off when the cores were heavily shared with other processes, where a multi-threaded call waits at every
+    operator for its slowest thread. Worker sessions are created on first use; each holds a copy of the weights.
     """
 
     def __init__(
@@ -351,8 +350,7 @@ class OnnxPoseModel:
         self.threads = int(threads or available_cores())
         self.session = make_session(self.path, self.threads, self.providers)
         self.info = inspect_pose_session(self.session, self.path, layout)
-        cpu = self.providers in (None, ["CPUExecutionProvider"])
-        self.workers = (self.threads if cpu else 1) if workers is None else max(1, int(workers))
+        self.workers = 1 if workers is None else max(1, int(workers))
         self.micro_batch = max(1, int(micro_batch))
         self._worker_sessions: list[Any] = []
         self._pool: ThreadPoolExecutor | None = None
