@@ -197,6 +197,10 @@ def train_run(
     args = [sys.executable, "-m", "posedistill", command, str(cfg), "--work-dir", str(wd)]
     for s in [*overrides(dataset, method, seed, profile, work, teacher), *cmd_extra]:
         args += ["--set", s]
+    # an interrupted run (its ``last`` checkpoint, written every epoch) goes on from there
+    resumed = not force and (wd / "last" / "meta.json").is_file()
+    if resumed:
+        args.append("--resume")
     env = dict(os.environ)
     if profile.threads:
         env["OMP_NUM_THREADS"] = str(profile.threads)
@@ -212,10 +216,22 @@ def train_run(
     if rc != 0:
         tail = (wd / "train.log").read_text()[-3000:]
         raise RuntimeError(f"{dataset} {method} seed {seed} failed (rc {rc}); log {wd / 'train.log'}:\n{tail}")
-    info = {"seconds": round(seconds, 1), "command": args[2:], "load_after": os.getloadavg()[0]}
+    if resumed:  # the wall time of the whole run: the epochs of every attempt, as logged
+        seconds = epoch_seconds(wd / "metrics.jsonl")
+    info = {"seconds": round(seconds, 1), "command": args[2:], "load_after": os.getloadavg()[0], "resumed": resumed}
     atomic_write_json(wd / "run.json", info, indent=1)
     print(f"    done in {seconds:.0f} s", flush=True)
     return info
+
+
+def epoch_seconds(metrics: Path) -> float:
+    """Sum of the logged ``epoch_time`` of every epoch (the last entry per epoch, so a resumed epoch counts once)."""
+    times: dict[int, float] = {}
+    for line in metrics.read_text().splitlines():
+        m = json.loads(line)
+        if m.get("type") == "epoch":
+            times[int(m["epoch"])] = float(m["epoch_time"])
+    return sum(times.values())
 
 
 # ---------------------------------------------------------------------------------------------- evaluation

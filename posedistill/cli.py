@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "deploy": "deploy",
     "export": "export",
     "infer": "infer",
+    "label": "label",
     "bench": "bench",
     "demo": "demo",
 }

@@ -383,4 +383,31 @@ def test_train_deploy_eval_end_to_end(tmp_path, capsys):
     assert main(["eval", str(config), "--checkpoint", str(tmp_path / "deployed"), "--out", str(out)]) == 0
     pck = json.loads(out.read_text())["metrics"]["pck@0.2"]
     assert pck == deployed["okdhp"]["branch_metrics"][str(branch)]["pck@0.2"]
+
+    # export -> onnxruntime equals the branch inside the trained network; infer runs on the ONNX and the checkpoint
+    import cv2
+    import onnxruntime as ort
+
+    from posedistill.engine.checkpoint import load_model_from_checkpoint
+    from posedistill.infer import PoseEstimator
+
+    onnx_path = tmp_path / "branch.onnx"
+    assert main(["export", str(tmp_path / "deployed"), "--format", "onnx", "--out", str(onnx_path),
+                 "--dynamic-batch"]) == 0  # fmt: skip
+    trained, _ = load_model_from_checkpoint(work / "last")
+    x = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        want = trained.eval().forward_branches(x).branches[branch][-1].numpy()
+    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * float(np.abs(want).max()))
+    image = cv2.imread(str(lspet.parent / "images" / "im02501.jpg"))
+    box = np.array([[0, 0, image.shape[1] - 1, image.shape[0] - 1]], np.float32)
+    res_onnx = PoseEstimator(str(onnx_path))(image, boxes=box)
+    res_ckpt = PoseEstimator(str(tmp_path / "deployed"))(image, boxes=box)
+    assert res_onnx.keypoints.shape == (1, 14, 2) and res_onnx.scores.shape == (1, 14)
+    np.testing.assert_allclose(res_onnx.keypoints, res_ckpt.keypoints, atol=1e-2)
+    out_dir = tmp_path / "infer"
+    assert main(["infer", str(lspet.parent / "images" / "im02501.jpg"), "--model", str(onnx_path), "--out",
+                 str(out_dir), "--json", str(tmp_path / "infer.json")]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "infer.json").read_text())
     capsys.readouterr()

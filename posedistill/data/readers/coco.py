@@ -23,6 +23,8 @@ Conventions:
   ``frame_id`` is the frame index; PoseTrack and mmpose's JHMDB pack ``<video><4-digit frame>`` into ``frame_id``
   (with ``vid_id``), so the frame index is its last four digits (minus 1 for 1-based JHMDB). An explicit
   ``frame_index`` wins over both.
+- ``keypoint_scores`` (K numbers, posedistill's pseudo labels: the teacher's confidence per keypoint) becomes
+  ``Instance.keypoint_weights``, which training multiplies into the target weights.
 - PoseTrack's ``bbox_head`` (x, y, w, h) becomes ``head_box`` (x1, y1, x2, y2); ``ignore_regions_x/y`` become
   ``extra["ignore_regions"]``, a list of (N, 2) polygons shared by the image's instances.
 
@@ -277,6 +279,7 @@ def coco_instances(
             )
         flat = flat.reshape(k, 3)
         vis = coco_visibility(flat[:, 2])
+        weights = _keypoint_scores(ann, k, path, rec) if "keypoint_scores" in ann else None
         kp = flat[:, :2] - shift
 
         size = sizes.get(img_id)
@@ -346,10 +349,30 @@ def coco_instances(
                 video_id=video,
                 frame_index=_frame_index(img, one_based),
                 track_id=track,
+                keypoint_weights=weights,
                 extra=extra,
             )
         )
     return out
+
+
+def _keypoint_scores(ann: dict, k: int, path: str | Path, rec: str) -> np.ndarray:
+    """(K,) float32 per-keypoint weights from an annotation's ``keypoint_scores`` (K numbers in [0, 1], e.g. a
+    pseudo-label teacher's confidence); the body's 17 of 133 when a whole-body file is read as COCO-17."""
+    scores = numbers(ann["keypoint_scores"], path, rec, "keypoint_scores")
+    if scores.size == 133 and k == 17:
+        scores = scores[:17]
+    if scores.size != k:
+        raise PoseDataError(
+            path, f"'keypoint_scores' has {scores.size} numbers, expected one per keypoint ({k})",
+            record=rec, field="keypoint_scores",
+        )  # fmt: skip
+    if not np.isfinite(scores).all() or (scores < 0).any():
+        raise PoseDataError(
+            path, "'keypoint_scores' must be finite and >= 0 (per-keypoint training weights)",
+            record=rec, field="keypoint_scores",
+        )  # fmt: skip
+    return scores.astype(np.float32)
 
 
 def read_coco(ann_file: str | Path, image_root: str | Path | None = None, layout: str | None = None) -> list[Instance]:
