@@ -157,3 +157,25 @@ def test_bench_command_smoke(tmp_path, capsys):
         ("onnxruntime", 2, "per-box loop"),
     }
     assert "FLOP floor" in text and "batching gain" in text
+
+
+def test_fp16_weights_halve_the_file_and_keep_float32_compute(tmp_path):
+    model = _rtmpose(133)
+    full = export_onnx(model, tmp_path / "fp32.onnx", dynamic_batch=True)
+    half = export_onnx(model, tmp_path / "fp16.onnx", dynamic_batch=True, fp16_weights=True)
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    proto = onnx.load(str(half))
+    big = [i for i in proto.graph.initializer if int(np.prod(i.dims)) >= 16]
+    assert big and all(i.data_type == onnx.TensorProto.FLOAT16 for i in big)
+    ins, _, meta = _io(half)
+    assert meta["fp16_weights"] is True and ins["input"] == ["batch", 3, 256, 192]
+    x = np.random.default_rng(0).standard_normal((2, 3, 256, 192)).astype(np.float32)
+    a, b = OnnxPoseModel(full).run(x), OnnxPoseModel(half).run(x)
+    assert all(o.dtype == np.float32 for o in b)
+    for u, v in zip(a, b):  # only the weights' float16 rounding separates them
+        assert 0 < np.abs(u - v).max() <= 2e-2 * np.abs(u).max()
+    # the export command checks parity against PyTorch with the same (rounded) weights
+    ckpt = tmp_path / "ckpt"
+    save_checkpoint(ckpt, model, {"input_size": [192, 256], "layout": "coco_wholebody",
+                                  "model": {"build_args": model.build_args}})  # fmt: skip
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "cli.onnx"), "--fp16-weights"]) == 0

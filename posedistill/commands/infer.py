@@ -1,4 +1,4 @@
-"""``posedistill infer SOURCE --model M [--det D] [--out DIR] [--json FILE] [--format coco|mmpose|openpose] ...``
+"""``posedistill infer SOURCE [--model M] [--det D] [--out DIR] [--json FILE] [--format coco|mmpose|openpose] ...``
 
 Runs the torch-free pipeline (YOLOX detector, pose model, tracker, One-Euro smoother) on an image, a folder of
 images, a glob, a video file, a stream URL or a webcam index (``0``), and writes annotated images / an annotated
@@ -23,9 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--model",
-        required=True,
         metavar="M",
-        help="pose model: .onnx file, URL, mmdeploy SDK zip, or a checkpoint (needs torch)",
+        help="pose model: .onnx file, URL, mmdeploy SDK zip, or a checkpoint (needs torch); default: the shipped "
+        "whole-body RTMPose-t (models/rtmpose-t_wholebody-cascade)",
     )
     parser.add_argument(
         "--det",

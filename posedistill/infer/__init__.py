@@ -3,6 +3,7 @@
 ::
 
     from posedistill.infer import PoseEstimator, Wholebody
+    est = PoseEstimator()                 # the shipped whole-body RTMPose-t (models/), offline
     est = PoseEstimator("model.onnx", detector="yolox_m.zip")
     res = est(image_bgr)                  # PoseResult: keypoints (N, K, 2) image pixels, scores, boxes, track ids
 
@@ -35,6 +36,16 @@ _EXPORTS: dict[str, str] = {
     "OneEuroFilter": "smoothing",
     "open_source": "sources",
     "draw_result": "draw",
+    "PosePipeline": "pipeline",
+    "OutputOptions": "pipeline",
+    "JsonResultWriter": "writers",
+    "OpenPoseWriter": "writers",
+    "VideoWriter": "writers",
+    "savgol_smooth": "smoothing",
+    "smooth_results_offline": "smoothing",
+    "VideoPoseEstimator": "video_estimator",
+    "default_model": "defaults",
+    "DEFAULT_MODEL_DIR": "defaults",
     "export_onnx": "export",
     "export_checkpoint": "export",
 }

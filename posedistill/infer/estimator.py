@@ -202,7 +202,8 @@ class PoseEstimator:
 
     Args:
         model: pose model: ONNX path, URL or mmdeploy SDK zip (official RTMPose / DWPose files work as they are),
-            a posedistill checkpoint folder or mmpose ``.pth`` (needs torch), or a :class:`PoseModel`.
+            a posedistill checkpoint folder or mmpose ``.pth`` (needs torch), or a :class:`PoseModel`. None: the
+            shipped whole-body RTMPose-t (:mod:`posedistill.infer.defaults`).
         detector: person detector: a YOLOX ONNX path / URL / zip (:class:`~posedistill.infer.detector.
             YOLOXDetector`) or any callable ``image -> (boxes (N, 4) xyxy, scores (N,))``. None: boxes passed to
             the call, else the whole frame.
@@ -220,7 +221,7 @@ class PoseEstimator:
 
     def __init__(
         self,
-        model: str | Path | PoseModel,
+        model: str | Path | PoseModel | None = None,
         detector: str | Path | Detector | None = None,
         *,
         layout: str | None = None,
@@ -235,6 +236,10 @@ class PoseEstimator:
         det_nms_thr: float = 0.45,
         workers: int | None = None,
     ) -> None:
+        if model is None:
+            from posedistill.infer.defaults import default_model
+
+            model = default_model()
         self.model = load_pose_model(model, layout, device, threads, providers, sha256, cache_dir, progress, workers)
         self.info = self.model.info
         self.flip_test = bool(flip_test)

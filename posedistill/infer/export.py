@@ -84,6 +84,7 @@ def export_onnx(
     dynamic_batch: bool = False,
     opset: int = DEFAULT_OPSET,
     check: bool = True,
+    fp16_weights: bool = False,
 ) -> Path:
     """Export ``model`` (a pose network in eval mode on CPU) to ``out``.
 
@@ -97,6 +98,9 @@ def export_onnx(
         dynamic_batch: symbolic batch axis (one call for all crops of a frame) instead of batch 1.
         opset: ONNX opset (17 by default).
         check: run ``onnx.checker`` on the result.
+        fp16_weights: store the float weights as float16 (half the file) with a ``Cast`` to float32 in front of
+            each; onnxruntime folds the casts when it loads the model, so it still computes in float32 at full
+            speed, and the outputs differ from the float32 file only by the weights' float16 rounding.
     """
     import onnx
 
@@ -144,6 +148,9 @@ def export_onnx(
         )  # fmt: skip
     proto = onnx.load_from_string(buf.getvalue())
     _fix_output_shapes(proto, output_names, shapes)
+    if fp16_weights:
+        _weights_to_fp16(proto)
+        info["fp16_weights"] = True
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(info)
     proto.producer_name = "posedistill"
@@ -154,6 +161,28 @@ def export_onnx(
     return out
 
 
+def _weights_to_fp16(proto: Any, min_elements: int = 16) -> None:
+    """Store every float32 initializer with at least ``min_elements`` values as float16 under a new name and put a
+    ``Cast`` back to float32, under the old name, at the front of the graph (in place)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    casts, keep = [], []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < min_elements:
+            keep.append(init)
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{init.name}__fp16")
+        keep.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
+                                      name=f"{init.name}__to_fp32"))  # fmt: skip
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
 def export_checkpoint(
     checkpoint: str | Path,
     out: str | Path,
@@ -162,12 +191,14 @@ def export_checkpoint(
     opset: int = DEFAULT_OPSET,
     layout: str | None = None,
     which: str = "student",
+    fp16_weights: bool = False,
 ) -> Path:
     """Export a posedistill checkpoint folder or an official mmpose / DWPose ``.pth`` to ONNX."""
     from posedistill.engine.checkpoint import load_model_from_checkpoint
 
     model, meta = load_model_from_checkpoint(checkpoint, which=which, layout=layout)
-    return export_onnx(model, out, meta=meta, layout=layout, dynamic_batch=dynamic_batch, opset=opset)
+    return export_onnx(model, out, meta=meta, layout=layout, dynamic_batch=dynamic_batch, opset=opset,
+                       fp16_weights=fp16_weights)  # fmt: skip
 
 
 @torch.no_grad()

@@ -164,4 +164,3 @@ def holistic_to_wholebody(
     keypoints = np.where(labelled[:, None], keypoints, 0.0).astype(np.float32)
     scores = np.where(labelled, np.clip(np.nan_to_num(scores), 0.0, 1.0), 0.0).astype(np.float32)
     return keypoints, scores, labelled
-

@@ -66,9 +66,7 @@ def is_annotation_file(path: str | Path) -> bool:
     return Path(path).is_file() and Path(path).suffix.lower() in ANNOTATION_SUFFIXES
 
 
-def read_people(
-    path: str | Path, indices: str | None = None, image_root: str | Path | None = None
-) -> list[Any]:
+def read_people(path: str | Path, indices: str | None = None, image_root: str | Path | None = None) -> list[Any]:
     """The labelable people of an annotation file: non-crowd instances with a non-empty box. ``indices``
     ("start:stop", 0-based, stop excluded) selects part of the file as in a config's ``data.*.indices``: for LSP /
     LSPet the image order, else the reader's instance order (before the crowd filter)."""
