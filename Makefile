@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv test demo bench bench-dwpose bench-okdhp bench-dkd lint clean
+.PHONY: venv test demo bench bench-dwpose bench-okdhp bench-dkd mediapipe-env cascade lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,9 +39,26 @@ bench-okdhp: $(STAMP)
 bench-dkd: $(STAMP)
 	$(PY) benchmarks/bench_dkd.py --quick
 
+# MediaPipe Holistic, the black-box teacher of the cascade, lives in its own environment: mediapipe 0.10.21 (the
+# last release with its models inside the wheel, so it runs offline) needs numpy < 2 (docs/label.md).
+MP_VENV ?= .venv-mediapipe
+MP_STAMP := $(MP_VENV)/.installed
+$(MP_STAMP): pyproject.toml
+	test -x $(MP_VENV)/bin/python || $(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MP_VENV)/bin/python -m pip install -q -e ".[mediapipe]"
+	touch $(MP_STAMP)
+
+mediapipe-env: $(MP_STAMP)
+
+# The real-image cascade: MediaPipe labels LSPet -> whole-body teacher -> DWPose RTMPose-t -> evaluation vs
+# MediaPipe -> the shipped model (about an hour on 2 CPU cores; docs/benchmarks.md).
+cascade: $(STAMP) $(MP_STAMP)
+	$(PY) benchmarks/bench_cascade.py --mp-python $(MP_VENV)/bin/python --ship
+
 lint: $(STAMP)
 	$(PY) -m ruff check posedistill tests benchmarks
 	$(PY) -m ruff format --check posedistill tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MP_VENV) .pytest_cache .ruff_cache
