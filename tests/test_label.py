@@ -203,6 +203,7 @@ def test_bad_keypoint_scores_name_the_field(tmp_path):
 
 
 def test_loader_multiplies_target_weights_by_the_scores(tmp_path):
+    pytest.importorskip("torch")
     import cv2
 
     from posedistill.codecs.simcc import SimCCCodec
@@ -283,6 +284,24 @@ def test_onnx_teacher_on_images_whole_image_and_min_score(tiny_teacher, tmp_path
     (inst, _) = read_coco(out)
     w, h = inst.image_size
     np.testing.assert_allclose(inst.bbox, [0, 0, w, h])  # the whole image is the person
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_onnx_teacher_on_a_folder_with_boxes_keeps_the_gt_ids(tiny_teacher, tmp_path, capsys):
+    coco = shared_path("data", "fixtures", "coco")
+    _, onnx_path = tiny_teacher
+    gt = json.loads((coco / "test_coco.json").read_text())
+    people = [a for a in gt["annotations"] if not a.get("iscrowd")]
+    out, results = tmp_path / "boxes.json", tmp_path / "results.json"
+    args = ["label", str(coco), "--boxes", str(coco / "test_coco.json"), "--teacher", str(onnx_path)]
+    assert main([*args, "--out", str(out), "--results", str(results), "--quiet"]) == 0
+    data = json.loads(out.read_text())
+    assert {a["source_id"] for a in data["annotations"]} <= {a["id"] for a in people}
+    assert {im["id"] for im in data["images"]} == {a["image_id"] for a in people}
+    gt_box = {a["id"]: a["bbox"] for a in people}
+    for ann in data["annotations"]:
+        np.testing.assert_allclose(ann["bbox"], gt_box[ann["source_id"]], atol=0.01)
+    assert {r["image_id"] for r in json.loads(results.read_text())} <= {a["image_id"] for a in people}
 
 
 def test_bad_teacher_says_what_is_expected(tmp_path, capsys):

@@ -4,12 +4,17 @@ Writes an ONNX file with the I/O contract of the official RTMPose / DWPose ONNX 
 outputs ``simcc_x`` / ``simcc_y``, or ``heatmaps`` for heatmap models) and the layout, input size and codec
 embedded as metadata, so ``posedistill infer`` and ``PoseEstimator`` run it without torch. Then checks it:
 onnxruntime against PyTorch on a random batch (max difference relative to the largest PyTorch output).
+
+A DKD video checkpoint (``method.type: dkd``) exports as two graphs: ``--out`` runs an initialisation frame
+(``input`` → ``heatmaps``, ``features``) and ``<out stem>_step.onnx`` a tracked frame (``input``, ``prev_features``,
+``prev_heatmaps`` → ``heatmaps``, ``features``); both are checked.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 HELP = "export a checkpoint (posedistill folder or mmpose .pth) to ONNX for the torch-free runtime"
 
@@ -42,10 +47,12 @@ def run(args: argparse.Namespace) -> int:
 
     from posedistill.engine.checkpoint import CheckpointError, load_model_from_checkpoint
     from posedistill.errors import PoseDataError
-    from posedistill.infer.export import export_onnx, parity
+    from posedistill.infer.export import export_onnx, is_dkd_model, parity
 
     try:
         model, meta = load_model_from_checkpoint(args.checkpoint, which=args.which, layout=args.layout)
+        if is_dkd_model(model):
+            return _export_dkd(args, model, meta)
         out = export_onnx(model, args.out, meta=meta, layout=args.layout, dynamic_batch=args.dynamic_batch,
                           opset=args.opset, fp16_weights=args.fp16_weights)  # fmt: skip
     except (CheckpointError, PoseDataError, ValueError, KeyError) as e:
@@ -67,6 +74,37 @@ def run(args: argparse.Namespace) -> int:
     print(f"layout {info.layout}, K {info.num_keypoints}, input {w}x{h}, outputs {', '.join(info.output_names)}")
     print("parity onnxruntime vs PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in res.items()))
     # float16 weights: the graph rounds the convolutions with their batch norms folded in, PyTorch each separately
+    tolerance = FP16_PARITY_TOLERANCE if args.fp16_weights else PARITY_TOLERANCE
+    if worst > tolerance:
+        print(f"posedistill export: error: relative difference {worst:.2e} exceeds {tolerance:.0e}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+def _export_dkd(args: argparse.Namespace, net: Any, meta: dict[str, Any]) -> int:
+    """A DKD checkpoint: both graphs, then the parity of both (errors of the export itself propagate to
+    :func:`run`)."""
+    import numpy as np
+
+    from posedistill.infer.export import dkd_parity, export_dkd_onnx
+
+    init_path, step_path = export_dkd_onnx(
+        net, args.out, meta=meta, layout=args.layout, dynamic_batch=args.dynamic_batch, opset=args.opset,
+        fp16_weights=args.fp16_weights,
+    )  # fmt: skip
+    batch = "dynamic" if args.dynamic_batch else 1
+    for what, path in (("initialisation frame", init_path), ("tracked frame", step_path)):
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, DKD {what}, opset {args.opset}, batch {batch})")
+    if args.no_check:
+        return 0
+    w, h = (int(v) for v in net.build_args["input_size"])
+    x = np.random.default_rng(0).standard_normal((2 if args.dynamic_batch else 1, 3, h, w)).astype(np.float32)
+    if args.fp16_weights:  # compare with the same weights: PyTorch's rounded to float16 and back
+        net = net.half().float()
+    res = dkd_parity(net, init_path, step_path, x)
+    worst = max(v for k, v in res.items() if k.startswith("rel_"))
+    print("parity onnxruntime vs PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in res.items()))
     tolerance = FP16_PARITY_TOLERANCE if args.fp16_weights else PARITY_TOLERANCE
     if worst > tolerance:
         print(f"posedistill export: error: relative difference {worst:.2e} exceeds {tolerance:.0e}",

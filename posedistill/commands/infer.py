@@ -4,6 +4,10 @@ Runs the torch-free pipeline (YOLOX detector, pose model, tracker, One-Euro smoo
 images, a glob, a video file, a stream URL or a webcam index (``0``), and writes annotated images / an annotated
 video to ``--out`` and the keypoints as JSON (``--json``, format ``--format``). Stop a long run with Ctrl-C (or
 SIGTERM): the video and the JSON are finished with the frames done.
+
+A DKD video model (a DKD training checkpoint, or the two graphs of ``posedistill export``) runs in its temporal
+mode: :class:`~posedistill.infer.dkd_estimator.DKDPoseEstimator` keeps each person's state from frame to frame
+(boxes matched to the previous frame's by IoU, ``--dkd-iou-thr``) and starts a new track with the initializer.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 HELP = "run a pose model on images, a folder, a glob, a video or a webcam; write annotated media and JSON"
 
@@ -89,6 +94,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, help="frame rate of an image sequence, or of a video that has none")
     parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (webcams, quick looks)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--dkd-iou-thr",
+        type=float,
+        default=0.3,
+        metavar="T",
+        help="DKD models: a box continues the previous frame's track it overlaps by IoU >= T (default 0.3)",
+    )
+    parser.add_argument(
+        "--dkd-reinit-every",
+        type=int,
+        metavar="N",
+        help="DKD models: run the initializer every N frames of a track (0: first frame only; default: the model's)",
+    )
 
 
 def _default_json(args: argparse.Namespace, source_name: str) -> Path | None:
@@ -98,6 +116,34 @@ def _default_json(args: argparse.Namespace, source_name: str) -> Path | None:
         return None
     suffix = "_openpose" if args.format == "openpose" else ".json"
     return Path(args.out) / f"{source_name}{suffix}"
+
+
+def _dkd_estimator(args: argparse.Namespace, providers: list[str] | None) -> Any | None:
+    """A :class:`~posedistill.infer.dkd_estimator.DKDPoseEstimator` when ``--model`` is a DKD checkpoint (PyTorch)
+    or an exported DKD pair (onnxruntime), else None."""
+    from posedistill.infer.dkd_estimator import DKDPoseEstimator, dkd_onnx_role, is_dkd_checkpoint
+
+    if args.model is None:
+        return None
+    checkpoint = is_dkd_checkpoint(args.model)
+    if not checkpoint and dkd_onnx_role(args.model) is None:
+        return None
+    if args.flip_test:
+        raise ValueError("--flip-test is not available for DKD models (the kernels follow one unflipped person)")
+    if args.dkd_reinit_every is not None and args.dkd_reinit_every < 0:
+        raise ValueError(f"--dkd-reinit-every must be >= 0, got {args.dkd_reinit_every}")
+    reinit = -1 if args.dkd_reinit_every is None else (args.dkd_reinit_every or None)
+    common = {"layout": args.layout, "iou_threshold": args.dkd_iou_thr, "reinit_every": reinit}
+    if checkpoint:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                f"{args.model} is a DKD checkpoint and torch is not installed: export it "
+                f"(`posedistill export {args.model} --format onnx --out dkd.onnx`) and pass dkd.onnx"
+            ) from None
+        return DKDPoseEstimator.from_checkpoint(args.model, device=args.device, **common)
+    return DKDPoseEstimator.from_onnx(args.model, threads=args.threads, providers=providers, **common)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,15 +179,17 @@ def run(args: argparse.Namespace) -> int:
         from posedistill.infer.estimator import PoseEstimator
 
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if args.device.startswith("cuda") else None
-        estimator = PoseEstimator(
-            args.model,
-            layout=args.layout,
-            flip_test=args.flip_test,
-            device=args.device,
-            threads=args.threads,
-            providers=providers,
-            progress=not args.quiet,
-        )
+        estimator = _dkd_estimator(args, providers)
+        if estimator is None:
+            estimator = PoseEstimator(
+                args.model,
+                layout=args.layout,
+                flip_test=args.flip_test,
+                device=args.device,
+                threads=args.threads,
+                providers=providers,
+                progress=not args.quiet,
+            )
         detector = None
         if args.det:
             from posedistill.infer.detector import YOLOXDetector

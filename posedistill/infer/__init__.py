@@ -8,7 +8,8 @@
     res = est(image_bgr)                  # PoseResult: keypoints (N, K, 2) image pixels, scores, boxes, track ids
 
 Names are imported lazily on first use (PEP 562), so ``import posedistill.infer`` is cheap and never imports
-torch; only ``export_onnx`` / ``export_checkpoint`` (the ``train`` extra) do.
+torch; only ``export_onnx`` / ``export_checkpoint`` (the ``train`` extra) and ``VideoPoseEstimator`` do
+(``DKDPoseEstimator`` only in ``from_checkpoint``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ _EXPORTS: dict[str, str] = {
     "savgol_smooth": "smoothing",
     "smooth_results_offline": "smoothing",
     "VideoPoseEstimator": "video_estimator",
+    "DKDPoseEstimator": "dkd_estimator",
+    "OnnxVideoPoseEstimator": "dkd_estimator",
     "default_model": "defaults",
     "DEFAULT_MODEL_DIR": "defaults",
     "export_onnx": "export",

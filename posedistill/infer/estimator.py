@@ -166,13 +166,26 @@ def load_pose_model(
 ) -> PoseModel:
     """An ONNX file / URL / SDK zip → :class:`OnnxPoseModel`; a checkpoint → :class:`TorchPoseModel`; a ready
     :class:`PoseModel` is returned as it is."""
+    from posedistill.infer.dkd_estimator import dkd_onnx_role, is_dkd_checkpoint
+
     if hasattr(model, "run") and hasattr(model, "info"):
         return model  # type: ignore[return-value]
     if is_checkpoint(model):  # type: ignore[arg-type]
+        if is_dkd_checkpoint(model):  # type: ignore[arg-type]
+            raise ValueError(
+                f"{model} is a DKD video checkpoint: it runs frame after frame with per-person state, which the "
+                "per-frame PoseEstimator does not keep. Use posedistill.infer.dkd_estimator.DKDPoseEstimator."
+                "from_checkpoint (`posedistill infer --model` picks it for DKD checkpoints)"
+            )
         return TorchPoseModel.from_checkpoint(model, layout=layout, device=device)  # type: ignore[arg-type]
     from posedistill.infer.hub import resolve_model
 
     path = resolve_model(model, sha256=sha256, cache_dir=cache_dir, progress=progress)  # type: ignore[arg-type]
+    if dkd_onnx_role(path) == "step":
+        raise ValueError(
+            f"{path} is the tracked-frame graph of an exported DKD model; run the pair with posedistill.infer."
+            "dkd_estimator.DKDPoseEstimator.from_onnx (`posedistill infer --model` picks it)"
+        )
     if providers is None and device.startswith("cuda"):
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return OnnxPoseModel(path, layout=layout, threads=threads, providers=providers, workers=workers)

@@ -9,6 +9,10 @@ models (SimpleBaseline, CSPNeXt-heatmap, stacked hourglass, an OKDHP branch, a D
 Everything the runtime needs is embedded as JSON in the model's ``metadata_props`` under ``posedistill``: kind,
 layout, K, input size, codec, normalisation, box padding, flip indices and the ``build_model`` arguments.
 Exported with the TorchScript exporter (``dynamo=False``), opset 17 by default; the file is written atomically.
+
+A DKD video network exports as two graphs (:func:`export_dkd_onnx`): ``OUT`` runs an initialisation frame
+(``input`` → ``heatmaps``, ``features``) and ``OUT`` with ``_step`` before the suffix a tracked frame (``input``,
+``prev_features``, ``prev_heatmaps`` → ``heatmaps``, ``features``); :func:`dkd_parity` checks both.
 """
 
 from __future__ import annotations
@@ -101,9 +105,19 @@ def export_onnx(
         fp16_weights: store the float weights as float16 (half the file) with a ``Cast`` to float32 in front of
             each; onnxruntime folds the casts when it loads the model, so it still computes in float32 at full
             speed, and the outputs differ from the float32 file only by the weights' float16 rounding.
+
+    A DKD network (``build_args["name"] == "dkd"``) has no single-graph form: it goes to
+    :func:`export_dkd_onnx`, which writes ``out`` (initialisation frame) and :func:`dkd_step_path` (tracked frame);
+    ``out`` is returned.
     """
     import onnx
 
+    if is_dkd_model(model):
+        init_path, _ = export_dkd_onnx(
+            model, out, meta=meta, layout=layout, input_size=input_size, dynamic_batch=dynamic_batch, opset=opset,
+            check=check, fp16_weights=fp16_weights,
+        )  # fmt: skip
+        return init_path
     meta = dict(meta or {})
     model = model.float().cpu().eval()
     w, h = _input_size(model, meta, input_size)
@@ -217,4 +231,199 @@ def parity(model: nn.Module, onnx_path: str | Path, inputs: np.ndarray, threads:
         diff = float(np.abs(a - b).max())
         out[f"abs_{name}"] = diff
         out[f"rel_{name}"] = diff / max(float(np.abs(b).max()), 1e-12)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ DKD: two graphs
+DKD_STEP_SUFFIX = "_step"
+DKD_STEP_INPUTS = ("input", "prev_features", "prev_heatmaps")
+DKD_OUTPUTS = (HEATMAP_OUTPUT, "features")
+
+
+def is_dkd_model(model: nn.Module) -> bool:
+    """A DKD video network (:class:`posedistill.models.dkd.DKDNet`, ``build_args["name"] == "dkd"``)."""
+    from posedistill.models.dkd import DKDNet
+
+    return isinstance(model, DKDNet) or (getattr(model, "build_args", None) or {}).get("name") == "dkd"
+
+
+def dkd_step_path(out: str | Path) -> Path:
+    """The tracked-frame graph next to the initialisation graph ``out``: ``pose.onnx`` → ``pose_step.onnx``."""
+    p = Path(out)
+    return p.with_name(f"{p.stem}{DKD_STEP_SUFFIX}{p.suffix or '.onnx'}")
+
+
+class _AnyBatchStep(nn.Module):
+    """:class:`~posedistill.models.dkd.DKDStep` with a batch-independent matching, for ``dynamic_batch`` graphs.
+
+    The network's matching folds the batch into the groups of one grouped convolution, and ONNX stores a
+    convolution's group count as a constant: the traced batch. Here the current features are unfolded into
+    their k×k patches (B×(C·k·k)×(h·w)) and each person's kernels multiply them in one batched matmul, which the
+    graph runs for any batch. The same sums as the convolution, in another order (float rounding only).
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.distillator, self.matching = net.encoder, net.distillator, net.matching
+
+    def forward(self, images: torch.Tensor, prev_features: torch.Tensor, prev_heatmaps: torch.Tensor) -> tuple[
+            torch.Tensor, torch.Tensor]:  # fmt: skip
+        import torch.nn.functional as F
+
+        features = self.encoder(images)  # B×C×h×w
+        kernels = self.distillator(prev_features, prev_heatmaps)  # B×K×C×k×k (per_joint) or B×C×k×k (depthwise)
+        m = self.matching
+        if m.static is not None:
+            kernels = kernels + m.static.to(kernels.dtype)
+        b, c, h, w = features.shape
+        k = m.kernel_size
+        patches = F.unfold(features, k, padding=k // 2)  # B×(C·k·k)×(h·w)
+        if m.mode == "per_joint":
+            heatmaps = torch.bmm(kernels.flatten(2), patches).reshape(b, -1, h, w)  # B×K×h×w
+            return heatmaps + m.bias.to(features.dtype)[:, None, None], features
+        taps = patches.reshape(b, c, k * k, h * w) * kernels.reshape(b, c, k * k, 1)
+        return m.head(taps.sum(dim=2).reshape(b, c, h, w)), features
+
+
+def _trace(
+    module: nn.Module, args: tuple[torch.Tensor, ...], input_names: list[str], output_names: list[str], opset: int,
+    dynamic_batch: bool,
+) -> Any:  # fmt: skip
+    """TorchScript-export ``module`` on ``args`` into an in-memory ONNX ModelProto."""
+    import onnx
+
+    buf = io.BytesIO()
+    dynamic_axes = {n: {0: "batch"} for n in [*input_names, *output_names]} if dynamic_batch else None
+    with warnings.catch_warnings():  # tracer chatter about shape checks and the legacy exporter
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, args, buf, dynamo=False, input_names=input_names, output_names=output_names,
+            opset_version=int(opset), dynamic_axes=dynamic_axes, do_constant_folding=True,
+        )  # fmt: skip
+    return onnx.load_from_string(buf.getvalue())
+
+
+def export_dkd_onnx(
+    net: nn.Module,
+    out: str | Path,
+    *,
+    meta: dict[str, Any] | None = None,
+    layout: str | None = None,
+    input_size: tuple[int, int] | None = None,
+    dynamic_batch: bool = False,
+    opset: int = DEFAULT_OPSET,
+    check: bool = True,
+    fp16_weights: bool = False,
+) -> tuple[Path, Path]:
+    """Export a DKD network (:class:`~posedistill.models.dkd.DKDNet`) as its two per-frame graphs.
+
+    - ``out`` (initialisation frame, :class:`~posedistill.models.dkd.DKDInit`): ``input`` N×3×H×W →
+      ``heatmaps`` N×K×h×w (the initializer's), ``features`` N×C×h×w (the encoder's);
+    - :func:`dkd_step_path` (``<out stem>_step.onnx``, a tracked frame, :class:`~posedistill.models.dkd.DKDStep`):
+      ``input`` N×3×H×W, ``prev_features`` N×C×h×w, ``prev_heatmaps`` N×K×h×w → ``heatmaps``, ``features``.
+
+    Both carry the ``posedistill`` metadata of :func:`export_onnx` (kind ``heatmap``: the initialisation file also
+    runs as a per-frame heatmap model) plus ``"dkd": {"role": "init" | "step", "reinit_every",
+    "min_confidence", "step_file" | "init_file" (the other file's name), "feature_channels", "heatmap_size"}``.
+    With ``dynamic_batch`` the step graph matches kernels with a batch-independent formulation
+    (:class:`_AnyBatchStep`); with batch 1 it is the network's own grouped convolution. The arguments are those of
+    :func:`export_onnx`; each file is written atomically. Returns (init path, step path).
+    """
+    import onnx
+
+    from posedistill.models.dkd import DKDInit, DKDStep
+
+    if not is_dkd_model(net) or not hasattr(net, "initial"):
+        raise ValueError(f"export_dkd_onnx exports DKD networks (posedistill.models.dkd.DKDNet), got "
+                         f"{type(net).__name__}")  # fmt: skip
+    if int(opset) < 11:
+        raise ValueError(f"a DKD graph needs ONNX opset >= 11 (the distillator unfolds its patches), got {opset}")
+    meta = dict(meta or {})
+    net = net.float().cpu().eval()
+    w, h = _input_size(net, meta, input_size)
+    x = torch.zeros(1, 3, h, w)
+    with torch.no_grad():
+        heatmaps, features = net.initial(x)
+    k, c = int(heatmaps.shape[1]), int(features.shape[1])
+    hh, hw = int(heatmaps.shape[2]), int(heatmaps.shape[3])
+    init_path = Path(out)
+    step_path = dkd_step_path(init_path)
+    if step_path == init_path:
+        raise ValueError(f"{out}: cannot name the step graph next to it")
+    layout_name, flip = resolve_layout(str(out), k, layout or meta.get("layout") or LAYOUT_BY_K.get(k))
+    codec = dict(meta.get("codec") or {"type": "heatmap", "input_size": [w, h], "heatmap_size": [hw, hh],
+                                       "sigma": 2.0})  # fmt: skip
+    if codec.get("type") != "heatmap":
+        raise ValueError(f"a DKD network outputs heatmaps but the codec config is {codec!r}")
+    build_args = getattr(net, "build_args", None) or (meta.get("model") or {}).get("build_args") or {}
+    base = {
+        "format": METADATA_FORMAT,
+        "version": METADATA_VERSION,
+        "kind": "heatmap",
+        "layout": layout_name,
+        "num_keypoints": k,
+        "input_size": [w, h],
+        "codec": codec,
+        "mean": [float(v) for v in meta.get("mean", MEAN_RGB)],
+        "std": [float(v) for v in meta.get("std", STD_RGB)],
+        "to_rgb": True,
+        "padding": float(meta.get("padding", BBOX_PADDING)),
+        "flip_indices": list(flip),
+        "build_args": build_args,
+        "dynamic_batch": bool(dynamic_batch),
+        "opset": int(opset),
+    }
+    dkd = {"reinit_every": net.reinit_every, "min_confidence": net.min_confidence, "feature_channels": c,
+           "heatmap_size": [hw, hh]}  # fmt: skip
+    out_shapes = [(k, hh, hw), (c, hh, hw)]
+    step = _AnyBatchStep(net) if dynamic_batch else DKDStep(net)
+    graphs = [
+        (init_path, DKDInit(net).eval(), (x,), ["input"], {"role": "init", "step_file": step_path.name}),
+        (step_path, step.eval(), (x, features, heatmaps), list(DKD_STEP_INPUTS),
+         {"role": "step", "init_file": init_path.name}),
+    ]  # fmt: skip
+    for path, module, args, input_names, role in graphs:
+        proto = _trace(module, args, input_names, list(DKD_OUTPUTS), opset, dynamic_batch)
+        _fix_output_shapes(proto, list(DKD_OUTPUTS), out_shapes)
+        info = {**base, "dkd": {**role, **dkd}}
+        if fp16_weights:
+            _weights_to_fp16(proto)
+            info["fp16_weights"] = True
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(info)
+        proto.producer_name = "posedistill"
+        if check:
+            onnx.checker.check_model(proto)
+        atomic_write_bytes(path, proto.SerializeToString())
+    return init_path, step_path
+
+
+@torch.no_grad()
+def dkd_parity(
+    net: nn.Module, init_path: str | Path, step_path: str | Path, inputs: np.ndarray, threads: int | None = None
+) -> dict[str, float]:
+    """Compare both DKD graphs under onnxruntime with PyTorch: the initialisation graph on ``inputs``
+    (N, 3, h, w), then the step graph on the inputs mirrored left-right with PyTorch's initialisation outputs as
+    the previous state. Keys ``rel_<graph>_<output>`` (max absolute difference / max absolute PyTorch value) and
+    ``abs_<graph>_<output>``, graph ``init`` or ``step``."""
+    from posedistill.infer.onnx_model import make_session
+
+    net = net.float().cpu().eval()
+    x = np.ascontiguousarray(inputs, dtype=np.float32)
+    x2 = np.ascontiguousarray(x[..., ::-1])
+    ref_h, ref_f = net.initial(torch.from_numpy(x))
+    ref_init = (ref_h, ref_f)
+    ref_step = net.step(torch.from_numpy(x2), ref_f, ref_h)
+    init = make_session(init_path, threads)
+    step = make_session(step_path, threads)
+    got_init = init.run(list(DKD_OUTPUTS), {"input": x})
+    feeds = {"input": x2, "prev_features": ref_f.numpy(), "prev_heatmaps": ref_h.numpy()}
+    got_step = step.run(list(DKD_OUTPUTS), feeds)
+    out: dict[str, float] = {}
+    for graph, got, ref in (("init", got_init, ref_init), ("step", got_step, ref_step)):
+        for name, a, b in zip(DKD_OUTPUTS, got, ref):
+            b = b.numpy()
+            diff = float(np.abs(a - b).max())
+            out[f"abs_{graph}_{name}"] = diff
+            out[f"rel_{graph}_{name}"] = diff / max(float(np.abs(b).max()), 1e-12)
     return out
