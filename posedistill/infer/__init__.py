@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "DEFAULT_MODEL_DIR": "defaults",
     "export_onnx": "export",
     "export_checkpoint": "export",
+    "export_dkd_onnx": "export",
 }
 
 __all__ = sorted(_EXPORTS)

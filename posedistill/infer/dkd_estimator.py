@@ -236,6 +236,8 @@ class DKDPoseEstimator:
     def layout(self) -> str:
         return self._layout
 
+    temporal = True  # PosePipeline calls it on frames without people too (tracks must age)
+
     def reset(self) -> None:
         """Forget every track and key (a new video)."""
         self.runner.reset()

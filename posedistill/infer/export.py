@@ -266,8 +266,10 @@ class _AnyBatchStep(nn.Module):
         super().__init__()
         self.encoder, self.distillator, self.matching = net.encoder, net.distillator, net.matching
 
-    def forward(self, images: torch.Tensor, prev_features: torch.Tensor, prev_heatmaps: torch.Tensor) -> tuple[
-            torch.Tensor, torch.Tensor]:  # fmt: skip
+    def forward(
+        self, images: torch.Tensor, prev_features: torch.Tensor, prev_heatmaps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(heatmaps B×K×h×w, features B×C×h×w) of a tracked frame, as ``DKDStep``."""
         import torch.nn.functional as F
 
         features = self.encoder(images)  # B×C×h×w

@@ -8,7 +8,8 @@ test double) fits:
 - ``estimator(image_bgr, boxes=None | (N, 4) xyxy float32) -> PoseResult``; ``boxes=None`` means "the whole image
   is one person". An optional ``estimator.layout`` (name) lets the pipeline return empty results without calling
   the model when there is nobody. An optional ``estimator.reset()`` is called at the start of every video: this is
-  the extension point for temporal models (DKD runs in its temporal mode and keeps per-clip state there).
+  the extension point for temporal models (DKD runs in its temporal mode and keeps per-clip state there); one with
+  ``estimator.temporal = True`` is called on frames without people too, so that its tracks age.
 - ``detector(image_bgr) -> (boxes (N, 4) xyxy, scores (N,))``.
 
 With ``det_every = n > 1`` the detector runs on every n-th frame only (and whenever nobody is being followed); on
@@ -149,7 +150,10 @@ class PosePipeline:
     def __call__(self, image: np.ndarray, frame_id: int | None = None, timestamp: float | None = None) -> PoseResult:
         """Poses of one frame: image (H, W, 3) uint8 BGR; ``timestamp`` in seconds (for smoothing)."""
         boxes, box_scores = self._detect(image)
-        if boxes is not None and len(boxes) == 0 and self.layout is not None:
+        # nobody: skip the model, unless it is temporal (DKD), whose per-track state must see the empty frame
+        if boxes is not None and len(boxes) == 0 and self.layout is not None and not getattr(
+            self.estimator, "temporal", False
+        ):
             result = PoseResult.empty(self.layout, image.shape[:2])
         else:
             result = self.estimator(image, boxes)
