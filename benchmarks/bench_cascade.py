@@ -423,6 +423,74 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def results_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one line per method, the cascade's metrics as columns (percent, ms)."""
+    cols = [("lspet", "pck@0.2", "LSPet PCK@0.2 (12 limbs)"), ("coco_dev", "AP", "coco_dev body AP"),
+            ("lspet", "face_agree@0.2", "face agree"), ("lspet", "lefthand_agree@0.2", "left hand agree"),
+            ("lspet", "righthand_agree@0.2", "right hand agree"),
+            ("lspet", "ms_per_person", "CPU ms / person")]  # fmt: skip
+    lines = ["| model | " + " | ".join(c[2] for c in cols) + " | train s |", "|---" * (len(cols) + 2) + "|"]
+    for method in ("mediapipe", "teacher", "dwpose-s1", "dwpose-s2"):
+        sel = {(r["dataset"], r["metric"]): r for r in rows if r["method"] == method}
+        if not sel:
+            continue
+        first = next(iter(sel.values()))
+        cells = []
+        for ds, metric, _ in cols:
+            r = sel.get((ds, metric))
+            cells.append("–" if r is None else f"{r['value']:.1f}" if metric == "ms_per_person"
+                         else f"{100 * r['value']:.1f}")  # fmt: skip
+        secs = first.get("train_seconds")
+        train = f"{secs:.0f}" if secs else "–"
+        lines.append(f"| {method} ({first['model']}) | " + " | ".join(cells) + f" | {train} |")
+    return "\n".join(lines)
+
+
+def model_card(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    w, h = meta["input_size"]
+    return f"""# rtmpose-t_wholebody-cascade
+
+The default model of `posedistill infer` and `PoseEstimator()`: a whole-body (COCO-WholeBody, 133 keypoints)
+RTMPose-t at {h}×{w}, the final student of the real-image cascade (`make cascade`, `benchmarks/bench_cascade.py`):
+MediaPipe Holistic pseudo-labels LSPet images 1–2500 (body limbs replaced by the LSP ground truth) → a whole-body
+RTMPose-s teacher trained from scratch → DWPose stage 1 and stage 2 into this RTMPose-t. Trained on 2 CPU cores
+in about an hour, from random initialisation: a demonstration of the pipeline, not a production model.
+
+- `model.onnx`: the runtime's file (float16 weights, float32 compute; rtmlib / mmdeploy I/O contract with the
+  posedistill metadata), `weights.safetensors` + `meta.json`: the same weights as a posedistill checkpoint
+  (float16; `eval`, `export`, fine-tuning).
+- Input: a person crop, {h}×{w}, RGB normalised with mean (123.675, 116.28, 103.53), std (58.395, 57.12, 57.375),
+  box padding 1.25 (mmpose's top-down pipeline). Output: SimCC x/y logits, decoded to keypoints and scores.
+
+## Results (no flip test, same person boxes for every model)
+
+{results_table(rows)}
+
+LSPet: images 2501–3000, PCK@0.2 normalised by the box, over the 12 limb joints LSP shares with COCO-WholeBody;
+face / hand agreement: share of MediaPipe's labelled points a model puts within 0.2 × MediaPipe's part box.
+coco_dev: 80 COCO train2017 images + 165 hand-annotated pelota photos, COCO-17 OKS AP with ground-truth boxes.
+Latency: one person per call on 2 CPU cores (onnxruntime for posedistill models, MediaPipe Holistic on the same
+crop). Numbers and the full protocol: `docs/benchmarks.md` (cascade section), rows in
+`benchmarks/results/cascade.json`.
+
+## Data and licences
+
+- Training images: Leeds Sports Pose Extended (LSPet) images 1–2500 — research use; the images are not
+  redistributed here. Labels: MediaPipe Holistic 0.10.21 (Apache-2.0) predictions and the LSPet annotations.
+- Evaluation: LSPet 2501–3000, COCO train2017 samples (CC BY 4.0 annotations; images under their Flickr terms),
+  the julito pelota photos.
+- The weights are derived from research-only data: use them for research and evaluation; retrain on data you may
+  use for anything else (`make cascade` with your own images: `posedistill label` then the same configs).
+
+## Limits
+
+Trained from scratch on 2,500 small sports images for minutes of CPU time: body limbs are usable on LSPet-like
+people, face and hands are barely learned (LSPet faces are about 15 px; MediaPipe labelled 15 % of them), and it
+is far below the published DWPose-t (trained on COCO-WholeBody + UBody on GPUs). Replace it with your own
+distilled model, or an official RTMPose / DWPose ONNX file (`posedistill infer --model URL`).
+"""
+
+
 def ship(ckpt: Path, rows: list[dict[str, Any]], out_dir: Path) -> None:
     """The final student as float16: ``model.onnx`` (runtime) + ``weights.safetensors`` / ``meta.json``."""
     import torch
@@ -441,6 +509,7 @@ def ship(ckpt: Path, rows: list[dict[str, Any]], out_dir: Path) -> None:
     tmp.replace(out_dir / "weights.safetensors")
     atomic_write_json(out_dir / "meta.json", meta, indent=1)
     export_checkpoint(out_dir, out_dir / "model.onnx", dynamic_batch=True, fp16_weights=True)
+    (out_dir / "README.md").write_text(model_card(rows, meta))
     del torch
     log(f"shipped {out_dir}: " + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in
                                              sorted(out_dir.iterdir()) if p.is_file()))  # fmt: skip

@@ -28,9 +28,13 @@ so stage 1 + 2 costs the sum of the two rows), ``benchmarks/results/dwpose.png``
 ``--cache-experiment``, ``benchmarks/results/dwpose_cache.json``: the same stage-1 (1 epoch) and stage-2 runs
 without the teacher cache, with a cold cache, and again with the warm cache.
 
-Runs whose ``last`` checkpoint is complete are reused (``--force`` retrains); ``--report`` only re-evaluates
-and rewrites the outputs. Two datasets can run in parallel (``--datasets lspet`` and ``--datasets synthetic`` in
-two shells, then ``--report``).
+``--teacher-model rtmpose-t`` trains the teacher run with another network (same recipe and epochs: a teacher of
+the student's size trained twice as long), for when the RTMPose-m teacher cannot be trained well in the budget
+(docs/dwpose.md §5); give it a ``--work-dir`` and ``--out`` of its own (the baseline runs can be symlinked in).
+
+Runs whose ``last`` checkpoint is complete are reused, an interrupted one resumes from it (``--force``
+retrains); ``--report`` only re-evaluates and rewrites the outputs. Datasets and seeds can run in parallel
+(``--datasets lspet --seeds 0`` and ``--datasets lspet --seeds 1`` in two shells, then ``--report``).
 
     .venv/bin/python benchmarks/bench_dwpose.py [--quick | --full] [--datasets lspet synthetic] [--seeds 0 1]
 """
@@ -350,7 +354,7 @@ def coco_dev_body_ap(model: Any, input_size: tuple[int, int], sigma: tuple[float
 
 
 def run_dataset(dataset: str, profile: Profile, work: Path, seeds: list[int], teacher_seeds: list[int],
-                force: bool) -> list[dict[str, Any]]:  # fmt: skip
+                force: bool, teacher_model: str = "rtmpose-m") -> list[dict[str, Any]]:  # fmt: skip
     rows: list[dict[str, Any]] = []
 
     def record(method: str, model: str, seed: int, wd: Path, info: dict[str, Any]) -> None:
@@ -364,7 +368,8 @@ def run_dataset(dataset: str, profile: Profile, work: Path, seeds: list[int], te
     teacher_dir = None
     for ts in teacher_seeds:
         wd = run_dir(work, dataset, "teacher", ts)
-        record("teacher", "rtmpose-m", ts, wd, train_run(dataset, "teacher", ts, profile, work, None, force))
+        extra = (f"model.name={teacher_model}",) if teacher_model != "rtmpose-m" else ()
+        record("teacher", teacher_model, ts, wd, train_run(dataset, "teacher", ts, profile, work, None, force, extra))
         teacher_dir = teacher_dir or wd / "last"
     for seed in seeds:
         for method, teacher in (("baseline", None), ("dwpose-s1", teacher_dir),
@@ -469,6 +474,9 @@ def main() -> int:
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--teacher-seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--teacher-model", default="rtmpose-m",
+                   help="network of the teacher run (its config's recipe, e.g. rtmpose-t: a longer-trained teacher of "
+                   "the student's size); use a --work-dir of its own")  # fmt: skip
     p.add_argument("--work-dir", type=Path, default=None, help="default work_dirs/bench_dwpose_<profile>")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "dwpose.json")
     p.add_argument("--force", action="store_true", help="retrain runs that are already complete")
@@ -486,7 +494,7 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     if not args.report:
         for ds in args.datasets:
-            run_dataset(ds, profile, work, args.seeds, args.teacher_seeds, args.force)
+            run_dataset(ds, profile, work, args.seeds, args.teacher_seeds, args.force, args.teacher_model)
         if args.cache_experiment:
             result = cache_experiment(args.datasets[0], profile, work, args.seeds[0])
             atomic_write_json(args.out.with_name("dwpose_cache.json"), result, indent=1)
@@ -494,7 +502,7 @@ def main() -> int:
     for ds in DATASETS:  # every dataset finished so far, including ones run by another invocation
         f = work / ds / "rows.json"
         if args.report and any(is_complete(run_dir(work, ds, m, s)) for m in METHODS for s in args.seeds):
-            rows += [r for r in run_dataset_report(ds, profile, work, args.seeds, args.teacher_seeds)]
+            rows += run_dataset_report(ds, profile, work, args.seeds, args.teacher_seeds, args.teacher_model)
         elif f.is_file():
             rows += json.loads(f.read_text())
     table = summarise(rows)
@@ -512,10 +520,11 @@ def main() -> int:
     return 0
 
 
-def run_dataset_report(ds: str, profile: Profile, work: Path, seeds: list[int], teacher_seeds: list[int]) -> list:
+def run_dataset_report(ds: str, profile: Profile, work: Path, seeds: list[int], teacher_seeds: list[int],
+                       teacher_model: str = "rtmpose-m") -> list:  # fmt: skip
     """Rows of the finished runs of ``ds`` (evaluated again), without training anything."""
     rows = []
-    runs = [("teacher", "rtmpose-m", s) for s in teacher_seeds]
+    runs = [("teacher", teacher_model, s) for s in teacher_seeds]
     runs += [(m, "rtmpose-t", s) for s in seeds for m in METHODS[1:]]
     for method, model, seed in runs:
         wd = run_dir(work, ds, method, seed)
