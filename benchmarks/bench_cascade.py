@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_dwpose import STALLED, epoch_seconds, run_watched  # noqa: E402
 
-from posedistill.fileio import atomic_write_json  # noqa: E402
+from posedistill.fileio import atomic_write_json, atomic_write_text, atomic_write_with  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 LSPET = SHARED / "lspet" / "joints.mat"
@@ -504,12 +504,10 @@ def ship(ckpt: Path, rows: list[dict[str, Any]], out_dir: Path) -> None:
     meta = json.loads((ckpt / "meta.json").read_text())
     meta["weights_dtype"] = "float16"
     meta["cascade_metrics"] = {f"{r['dataset']}/{r['metric']}": r["value"] for r in rows if r["method"] == "dwpose-s2"}
-    tmp = out_dir / "weights.safetensors.tmp"
-    save_file(weights, str(tmp))
-    tmp.replace(out_dir / "weights.safetensors")
+    atomic_write_with(out_dir / "weights.safetensors", lambda p: save_file(weights, p, metadata={"format": "pt"}))
     atomic_write_json(out_dir / "meta.json", meta, indent=1)
     export_checkpoint(out_dir, out_dir / "model.onnx", dynamic_batch=True, fp16_weights=True)
-    (out_dir / "README.md").write_text(model_card(rows, meta))
+    atomic_write_text(out_dir / "README.md", model_card(rows, meta))
     del torch
     log(f"shipped {out_dir}: " + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in
                                              sorted(out_dir.iterdir()) if p.is_file()))  # fmt: skip

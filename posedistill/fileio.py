@@ -59,9 +59,9 @@ def atomic_write_with(path: str | Path, writer: Callable[[str], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, _file_mode())
     try:
         writer(tmp)
+        os.chmod(tmp, _file_mode())  # after: some writers (safetensors) create the file anew, with mode 0o600
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

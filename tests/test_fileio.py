@@ -20,7 +20,10 @@ def test_atomic_files_get_the_usual_permissions(tmp_path):
     try:
         atomic_write_json(tmp_path / "a.json", [])
         atomic_write_with(tmp_path / "b.txt", lambda p: open(p, "w").close())
+        # a writer that creates the file anew with mode 0o600, as safetensors' save_file does
+        atomic_write_with(tmp_path / "c.bin", lambda p: (os.unlink(p), os.close(os.open(p, os.O_CREAT | os.O_WRONLY,
+                                                                                        0o600))))  # fmt: skip
     finally:
         os.umask(umask)
-    for name in ("a.json", "b.txt"):
+    for name in ("a.json", "b.txt", "c.bin"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
