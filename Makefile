@@ -32,6 +32,8 @@ bench: $(STAMP)
 # The methods' gains tables (long: tens of minutes on 2 CPU cores with --quick; --full is meant for a GPU).
 bench-dwpose: $(STAMP)
 	$(PY) benchmarks/bench_dwpose.py --quick
+	$(PY) benchmarks/bench_dwpose.py --quick --datasets synthetic --teacher-model rtmpose-t \
+		--work-dir work_dirs/bench_dwpose_quick_tteacher --out benchmarks/results/dwpose_t-teacher.json
 
 bench-okdhp: $(STAMP)
 	$(PY) benchmarks/bench_okdhp.py --quick --datasets lspet synthetic --seeds 0 1 --epochs 5 --jobs 2
