@@ -196,7 +196,10 @@ def test_json_writer_keeps_frames_done_when_the_loop_crashes(tmp_path: Path) -> 
 
 
 _WRITER_SCRIPT = """
-import sys, time
+import signal, sys, time
+# a process started from a non-interactive shell's background job inherits SIGINT ignored, and Python then keeps
+# it ignored; Ctrl-C is what this test sends, so give it Python's usual handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from posedistill.infer.pipeline import sigterm_as_keyboard_interrupt
 from posedistill.infer.writers import JsonResultWriter
 from posedistill.infer.results import PoseResult
