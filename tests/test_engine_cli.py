@@ -236,3 +236,17 @@ def test_train_cli_synthetic_wholebody(tmp_path):
     for part in ("body", "foot", "face", "lefthand", "righthand", "wholebody"):
         assert f"{part}/AP" in metrics, part
     assert metrics["AP"] == metrics["wholebody/AP"]
+
+
+def test_synthetic_video_sources_are_generated_on_first_use(tmp_path):
+    """The shipped DKD configs name synthetic *video* sources (``num_videos``): reading one generates the clips."""
+    from posedistill.engine.builders import read_source
+    from posedistill.engine.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "dkd" / "dkd_synthetic-video.yaml")
+    src = cfg.data.train[0]
+    src.path = str(tmp_path / "train" / "videos.json")
+    src.synthetic = {**src.synthetic, "num_videos": 2, "frames": 3, "size": [96, 96]}
+    instances = read_source(src, "coco")
+    assert (tmp_path / "train" / "videos.json").is_file()
+    assert {i.video_id for i in instances} == {1, 2} and {i.frame_index for i in instances} == {0, 1, 2}

@@ -48,15 +48,16 @@ def build_method(cfg: Config) -> Any:
 
 
 def _prepare_synthetic(src: SourceConfig, where: str, key: str) -> None:
-    """Generate the synthetic dataset into ``src.path`` (its folder) unless it already exists."""
+    """Generate the synthetic dataset into ``src.path`` (its folder) unless it already exists: images
+    (``generate_dataset``), or video clips when the settings name ``num_videos`` (``generate_videos``)."""
     if src.synthetic is None or Path(src.path).exists():
         return
-    from posedistill.data.synthetic import generate_dataset
+    from posedistill.data.synthetic import generate_dataset, generate_videos
 
     out_dir = Path(src.path).parent if Path(src.path).suffix else Path(src.path)
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in src.synthetic.items()}
     try:
-        generate_dataset(out_dir, **args)
+        (generate_videos if "num_videos" in args else generate_dataset)(out_dir, **args)
     except TypeError as e:
         raise ConfigError(f"{where}: key '{key}.synthetic': {e}") from None
     if not Path(src.path).exists():
