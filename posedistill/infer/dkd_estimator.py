@@ -404,7 +404,7 @@ class OnnxVideoPoseEstimator:
 
         if new_video:
             self.reset()
-        people = _people(boxes_or_tracks)
+        people = track_boxes(boxes_or_tracks)
         self.stats.frames += 1
         out: list[OnnxTrackPose] = []
         if people:
@@ -464,8 +464,9 @@ class OnnxVideoPoseEstimator:
         return out
 
 
-def _people(boxes_or_tracks: Any) -> list[tuple[Any, np.ndarray]]:
-    """(track id, box) pairs from a {track_id: box} mapping or an (N, 4) array (id = row)."""
+def track_boxes(boxes_or_tracks: Any) -> list[tuple[Any, np.ndarray]]:
+    """(track id, box) pairs from a {track_id: box} mapping or an (N, 4) array (id = row); shared by the torch
+    (:class:`~posedistill.infer.video_estimator.VideoPoseEstimator`) and ONNX runners."""
     if isinstance(boxes_or_tracks, Mapping):
         items = list(boxes_or_tracks.items())
     else:

@@ -17,7 +17,7 @@ new_video=True)`` does it first). ``stats`` counts person-frames, initialisation
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from torch import Tensor
 from posedistill.codecs import HeatmapCodec
 from posedistill.data.loader import MEAN_RGB, STD_RGB, normalise_lut, to_input_tensor
 from posedistill.data.transforms import bbox_xywh_to_cs, crop_to_image, topdown_affine
+from posedistill.infer.dkd_estimator import track_boxes
 from posedistill.models.dkd import DKDNet, build_dkd, heatmap_confidence
 
 Box = Sequence[float] | np.ndarray
@@ -74,26 +75,6 @@ def crop_person(
     center, scale = bbox_xywh_to_cs(np.asarray(box, dtype=np.float32), padding)
     crop = topdown_affine(image, None, center, scale, 0.0, input_size, udp)
     return to_input_tensor(crop.image, lut), crop.center, crop.scale
-
-
-def _boxes(boxes_or_tracks: Any) -> list[tuple[Any, np.ndarray]]:
-    """(track id, x, y, w, h box) pairs from a {track_id: box} mapping or an (N, 4) array / list (id = row)."""
-    if isinstance(boxes_or_tracks, Mapping):
-        items = list(boxes_or_tracks.items())
-    else:
-        arr = np.asarray(boxes_or_tracks, dtype=np.float64)
-        if arr.size == 0:
-            return []
-        if arr.ndim != 2 or arr.shape[1] < 4:
-            raise ValueError(f"boxes must be (N, 4) x, y, w, h (or a {{track_id: box}} mapping), got {arr.shape}")
-        items = list(enumerate(arr[:, :4]))
-    out = []
-    for tid, box in items:
-        b = np.asarray(box, dtype=np.float64).reshape(-1)[:4]
-        if b.size != 4 or not np.isfinite(b).all():
-            raise ValueError(f"track {tid!r}: the box must be 4 finite numbers x, y, w, h, got {box!r}")
-        out.append((tid, b))
-    return out
 
 
 class VideoPoseEstimator:
@@ -180,7 +161,7 @@ class VideoPoseEstimator:
         :class:`TrackPose` per person, in the given order."""
         if new_video:
             self.reset()
-        people = _boxes(boxes_or_tracks)
+        people = track_boxes(boxes_or_tracks)
         self.stats.frames += 1
         out: list[TrackPose] = []
         if people:
