@@ -110,8 +110,6 @@ def export_onnx(
     :func:`export_dkd_onnx`, which writes ``out`` (initialisation frame) and :func:`dkd_step_path` (tracked frame);
     ``out`` is returned.
     """
-    import onnx
-
     if is_dkd_model(model):
         init_path, _ = export_dkd_onnx(
             model, out, meta=meta, layout=layout, input_size=input_size, dynamic_batch=dynamic_batch, opset=opset,
@@ -133,14 +131,27 @@ def export_onnx(
     if codec.get("type") != kind:
         raise ValueError(f"the model outputs {kind} but the codec config is {codec!r}")
     output_names = list(SIMCC_OUTPUTS) if kind == "simcc" else [HEATMAP_OUTPUT]
+    info = _runtime_info(model, meta, kind, layout_name, flip, k, (w, h), codec, dynamic_batch, opset)
+    proto = _trace(model, (torch.zeros(1, 3, h, w),), ["input"], output_names, opset, dynamic_batch)
+    _fix_output_shapes(proto, output_names, shapes)
+    out = Path(out)
+    _finish(proto, info, out, fp16_weights, check)
+    return out
+
+
+def _runtime_info(
+    model: nn.Module, meta: dict[str, Any], kind: str, layout: str, flip: Any, k: int, input_size: tuple[int, int],
+    codec: dict[str, Any], dynamic_batch: bool, opset: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The ``posedistill`` metadata JSON every exported graph carries (what the runtime needs besides the graph)."""
     build_args = getattr(model, "build_args", None) or (meta.get("model") or {}).get("build_args") or {}
-    info = {
+    return {
         "format": METADATA_FORMAT,
         "version": METADATA_VERSION,
         "kind": kind,
-        "layout": layout_name,
+        "layout": layout,
         "num_keypoints": k,
-        "input_size": [w, h],
+        "input_size": list(input_size),
         "codec": codec,
         "mean": [float(v) for v in meta.get("mean", MEAN_RGB)],
         "std": [float(v) for v in meta.get("std", STD_RGB)],
@@ -152,27 +163,20 @@ def export_onnx(
         "opset": int(opset),
     }
 
-    buf = io.BytesIO()
-    dynamic_axes = {n: {0: "batch"} for n in ["input", *output_names]} if dynamic_batch else None
-    with warnings.catch_warnings():  # tracer chatter about shape checks and the legacy exporter
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model, (torch.zeros(1, 3, h, w),), buf, dynamo=False, input_names=["input"], output_names=output_names,
-            opset_version=int(opset), dynamic_axes=dynamic_axes, do_constant_folding=True,
-        )  # fmt: skip
-    proto = onnx.load_from_string(buf.getvalue())
-    _fix_output_shapes(proto, output_names, shapes)
+
+def _finish(proto: Any, info: dict[str, Any], out: Path, fp16_weights: bool, check: bool) -> None:
+    """Optionally store the weights as float16, embed ``info``, check the graph, write it atomically."""
+    import onnx
+
     if fp16_weights:
         _weights_to_fp16(proto)
-        info["fp16_weights"] = True
+        info = {**info, "fp16_weights": True}
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(info)
     proto.producer_name = "posedistill"
     if check:
         onnx.checker.check_model(proto)
-    out = Path(out)
     atomic_write_bytes(out, proto.SerializeToString())
-    return out
 
 
 def _weights_to_fp16(proto: Any, min_elements: int = 16) -> None:
@@ -331,7 +335,6 @@ def export_dkd_onnx(
     (:class:`_AnyBatchStep`); with batch 1 it is the network's own grouped convolution. The arguments are those of
     :func:`export_onnx`; each file is written atomically. Returns (init path, step path).
     """
-    import onnx
 
     from posedistill.models.dkd import DKDInit, DKDStep
 
@@ -357,24 +360,7 @@ def export_dkd_onnx(
                                        "sigma": 2.0})  # fmt: skip
     if codec.get("type") != "heatmap":
         raise ValueError(f"a DKD network outputs heatmaps but the codec config is {codec!r}")
-    build_args = getattr(net, "build_args", None) or (meta.get("model") or {}).get("build_args") or {}
-    base = {
-        "format": METADATA_FORMAT,
-        "version": METADATA_VERSION,
-        "kind": "heatmap",
-        "layout": layout_name,
-        "num_keypoints": k,
-        "input_size": [w, h],
-        "codec": codec,
-        "mean": [float(v) for v in meta.get("mean", MEAN_RGB)],
-        "std": [float(v) for v in meta.get("std", STD_RGB)],
-        "to_rgb": True,
-        "padding": float(meta.get("padding", BBOX_PADDING)),
-        "flip_indices": list(flip),
-        "build_args": build_args,
-        "dynamic_batch": bool(dynamic_batch),
-        "opset": int(opset),
-    }
+    base = _runtime_info(net, meta, "heatmap", layout_name, flip, k, (w, h), codec, dynamic_batch, opset)
     dkd = {"reinit_every": net.reinit_every, "min_confidence": net.min_confidence, "feature_channels": c,
            "heatmap_size": [hw, hh]}  # fmt: skip
     out_shapes = [(k, hh, hw), (c, hh, hw)]
@@ -387,16 +373,7 @@ def export_dkd_onnx(
     for path, module, args, input_names, role in graphs:
         proto = _trace(module, args, input_names, list(DKD_OUTPUTS), opset, dynamic_batch)
         _fix_output_shapes(proto, list(DKD_OUTPUTS), out_shapes)
-        info = {**base, "dkd": {**role, **dkd}}
-        if fp16_weights:
-            _weights_to_fp16(proto)
-            info["fp16_weights"] = True
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, json.dumps(info)
-        proto.producer_name = "posedistill"
-        if check:
-            onnx.checker.check_model(proto)
-        atomic_write_bytes(path, proto.SerializeToString())
+        _finish(proto, {**base, "dkd": {**role, **dkd}}, path, fp16_weights, check)
     return init_path, step_path
 
 
