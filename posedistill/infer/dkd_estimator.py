@@ -304,8 +304,9 @@ class OnnxTrackState:
 
 
 @dataclass
-class OnnxTrackPose:
-    """One person in one frame (as :class:`~posedistill.infer.video_estimator.TrackPose`)."""
+class TrackPose:
+    """One person in one frame: keypoints (K, 2) in image pixels, scores (K,) (heatmap maxima), the box it was
+    cropped from, and whether the initializer produced it. Shared by the torch and ONNX runners."""
 
     track_id: Any
     keypoints: np.ndarray
@@ -315,10 +316,10 @@ class OnnxTrackPose:
 
 
 @dataclass
-class OnnxRunnerStats:
+class EstimatorStats:
     person_frames: int = 0
-    initialised: int = 0
-    redone: int = 0
+    initialised: int = 0  # tracks started or re-initialised on schedule
+    redone: int = 0  # steps redone by the initializer after a confidence drop
     frames: int = 0
 
 
@@ -381,7 +382,7 @@ class OnnxVideoPoseEstimator:
         self._lut = normalise_lut(self.info.mean, self.info.std)
         self.states: dict[Any, OnnxTrackState] = {}
         self.frame = 0
-        self.stats = OnnxRunnerStats()
+        self.stats = EstimatorStats()
 
     def reset(self) -> None:
         """Forget every track (call between videos)."""
@@ -397,16 +398,16 @@ class OnnxVideoPoseEstimator:
         outs = [session.run(["heatmaps", "features"], {k: v[i : i + 1] for k, v in feeds.items()}) for i in range(n)]
         return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
 
-    def step(self, frame: np.ndarray, boxes_or_tracks: Any, new_video: bool = False) -> list[OnnxTrackPose]:
+    def step(self, frame: np.ndarray, boxes_or_tracks: Any, new_video: bool = False) -> list[TrackPose]:
         """As :meth:`VideoPoseEstimator.step <posedistill.infer.video_estimator.VideoPoseEstimator.step>`:
-        ``{track_id: box}`` or an (N, 4) array (id = row) → one :class:`OnnxTrackPose` per person, in order."""
+        ``{track_id: box}`` or an (N, 4) array (id = row) → one :class:`TrackPose` per person, in order."""
         from posedistill.infer.preprocess import keypoints_to_image, preprocess
 
         if new_video:
             self.reset()
         people = track_boxes(boxes_or_tracks)
         self.stats.frames += 1
-        out: list[OnnxTrackPose] = []
+        out: list[TrackPose] = []
         if people:
             xyxy = np.stack([box for _, box in people]).astype(np.float32)
             if self.box_format == "xywh":
@@ -454,7 +455,7 @@ class OnnxVideoPoseEstimator:
                 was = self.states.get(tid)
                 since = 0 if redo[i] or was is None else was.since_init + 1
                 self.states[tid] = OnnxTrackState(features[i], heatmaps[i], since, self.frame)
-                out.append(OnnxTrackPose(tid, kp_img[i], scores[i], box.astype(np.float32), redo[i]))
+                out.append(TrackPose(tid, kp_img[i], scores[i], box.astype(np.float32), redo[i]))
             self.stats.person_frames += len(people)
         seen = {tid for tid, _ in people}
         lost = [t for t, st in self.states.items() if t not in seen and self.frame - st.last_frame > self.max_missing]

@@ -29,7 +29,7 @@ from torch import Tensor
 from posedistill.codecs import HeatmapCodec
 from posedistill.data.loader import MEAN_RGB, STD_RGB, normalise_lut, to_input_tensor
 from posedistill.data.transforms import bbox_xywh_to_cs, crop_to_image, topdown_affine
-from posedistill.infer.dkd_estimator import track_boxes
+from posedistill.infer.dkd_estimator import EstimatorStats, TrackPose, track_boxes
 from posedistill.models.dkd import DKDNet, build_dkd, heatmap_confidence
 
 Box = Sequence[float] | np.ndarray
@@ -43,26 +43,6 @@ class TrackState:
     heatmaps: Tensor  # K×h×w heatmaps of the last frame
     since_init: int  # frames since the last (re)initialisation (0 on that frame)
     last_frame: int  # frame counter of the last update
-
-
-@dataclass
-class TrackPose:
-    """One person in one frame: keypoints (K, 2) in image pixels, scores (K,) (heatmap maxima), the box (x, y, w,
-    h) it was cropped from, and whether the initializer produced it."""
-
-    track_id: Any
-    keypoints: np.ndarray
-    scores: np.ndarray
-    bbox: np.ndarray
-    initialised: bool
-
-
-@dataclass
-class EstimatorStats:
-    person_frames: int = 0
-    initialised: int = 0  # tracks started or re-initialised on schedule
-    redone: int = 0  # steps redone by the initializer after a confidence drop
-    frames: int = 0
 
 
 def crop_person(
