@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from posedistill.commands.bench import cpu_name
 from posedistill.fileio import atomic_write_json
 from posedistill.models import build_model, count_flops, count_params
 
@@ -103,16 +104,6 @@ def latencies(
         p90 = t[min(len(t) - 1, round(0.9 * (len(t) - 1)))]
         out.append({"median_ms": statistics.median(t), "p90_ms": p90, "min_ms": t[0], "runs": len(t)})
     return out
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:

@@ -457,12 +457,16 @@ class OnnxVideoPoseEstimator:
                 self.states[tid] = OnnxTrackState(features[i], heatmaps[i], since, self.frame)
                 out.append(TrackPose(tid, kp_img[i], scores[i], box.astype(np.float32), redo[i]))
             self.stats.person_frames += len(people)
-        seen = {tid for tid, _ in people}
-        lost = [t for t, st in self.states.items() if t not in seen and self.frame - st.last_frame > self.max_missing]
-        for tid in lost:
-            del self.states[tid]
+        drop_lost_tracks(self.states, {tid for tid, _ in people}, self.frame, self.max_missing)
         self.frame += 1
         return out
+
+
+def drop_lost_tracks(states: dict[Any, Any], seen: set[Any], frame: int, max_missing: int) -> None:
+    """Forget (in place) the tracks absent from ``frame`` whose last update is more than ``max_missing`` frames
+    old; shared by the torch and ONNX runners (their states have a ``last_frame``)."""
+    for tid in [t for t, st in states.items() if t not in seen and frame - st.last_frame > max_missing]:
+        del states[tid]
 
 
 def track_boxes(boxes_or_tracks: Any) -> list[tuple[Any, np.ndarray]]:

@@ -29,7 +29,7 @@ from torch import Tensor
 from posedistill.codecs import HeatmapCodec
 from posedistill.data.loader import MEAN_RGB, STD_RGB, normalise_lut, to_input_tensor
 from posedistill.data.transforms import bbox_xywh_to_cs, crop_to_image, topdown_affine
-from posedistill.infer.dkd_estimator import EstimatorStats, TrackPose, track_boxes
+from posedistill.infer.dkd_estimator import EstimatorStats, TrackPose, drop_lost_tracks, track_boxes
 from posedistill.models.dkd import DKDNet, build_dkd, heatmap_confidence
 
 Box = Sequence[float] | np.ndarray
@@ -187,10 +187,7 @@ class VideoPoseEstimator:
                 self.states[tid] = TrackState(features[i], heatmaps[i], since, self.frame)
                 out.append(TrackPose(tid, kp_img[i], scores[i], box.astype(np.float32), bool(due_t[i])))
             self.stats.person_frames += len(people)
-        seen = {tid for tid, _ in people}
-        lost = [t for t, st in self.states.items() if t not in seen and self.frame - st.last_frame > self.max_missing]
-        for tid in lost:
-            del self.states[tid]
+        drop_lost_tracks(self.states, {tid for tid, _ in people}, self.frame, self.max_missing)
         self.frame += 1
         return out
 
