@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv test demo bench bench-dwpose bench-okdhp bench-dkd mediapipe-env cascade lint clean
+.PHONY: venv test test-stress demo bench bench-dwpose bench-okdhp bench-dkd bench-teachers mediapipe-env cascade lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check posedistill tests benchmarks
 	$(PY) -m pytest -q tests
+
+# The tests marked `stress` (timing, subprocesses, signals, worker processes, ports), 5 runs beside two CPU hogs;
+# fails if any run fails (slow: several minutes per run on 2 cores). Extra pytest arguments: STRESS_ARGS="-x".
+test-stress: $(STAMP)
+	$(PY) tests/stress_run.py --runs 5 --hogs 2 -- $(STRESS_ARGS)
 
 # The main job on its built-in default: synthetic whole-body data -> training -> evaluation.
 demo: $(STAMP)
@@ -40,6 +45,11 @@ bench-okdhp: $(STAMP)
 
 bench-dkd: $(STAMP)
 	$(PY) benchmarks/bench_dkd.py --quick
+
+# The real teachers (PP-TinyPose 256x192 / 128x96 +-flip, MediaPipe Holistic when .venv-mediapipe exists, the default
+# model) and person detectors on ../shared/data/coco_dev: AP with GT and detected boxes, box AP, ms at 2 threads.
+bench-teachers: $(STAMP)
+	$(PY) benchmarks/bench_teachers.py --threads 2 --mp-python $(MP_VENV)/bin/python
 
 # MediaPipe Holistic, the black-box teacher of the cascade, lives in its own environment: mediapipe 0.10.21 (the
 # last release with its models inside the wheel, so it runs offline) needs numpy < 2 (docs/label.md).

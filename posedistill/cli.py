@@ -3,12 +3,17 @@
 Each subcommand lives in its own module under ``posedistill/commands/`` with ``HELP``, ``add_arguments(parser)``
 and ``run(args) -> int``. Modules are imported only when their command runs, so ``posedistill infer`` never
 imports torch and ``posedistill --help`` starts instantly.
+
+Errors the user can fix (bad input data, a bad option value, an output path that cannot be written, a config or
+checkpoint problem) end here: :func:`main` prints them as one line, ``posedistill <command>: error: ...``, and
+returns 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 # command name -> module under posedistill.commands
@@ -22,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "deploy": "deploy",
     "export": "export",
     "infer": "infer",
+    "predict": "predict",
     "label": "label",
     "bench": "bench",
     "demo": "demo",
@@ -43,6 +49,32 @@ def _available() -> dict[str, str]:
                 continue
             raise
     return out
+
+
+# exception classes of modules that may not be imported (they pull in torch / yaml): checked only when loaded
+_LAZY_ERRORS = (
+    ("posedistill.engine.config", "ConfigError"),
+    ("posedistill.engine.checkpoint", "CheckpointError"),
+)
+
+
+def error_message(e: BaseException) -> str | None:
+    """The one-line message of an error the user can fix, or None for anything else (a bug)."""
+    from posedistill.errors import PoseDataError, UsageError
+
+    known: list[type] = [PoseDataError, UsageError]
+    for module, name in _LAZY_ERRORS:
+        if module in sys.modules:  # an exception of a class never imported cannot have been raised
+            known.append(getattr(sys.modules[module], name))
+    if isinstance(e, tuple(known)):
+        text = str(e)
+    elif isinstance(e, OSError) and e.filename is not None:
+        # e.g. a folder that turned read-only or a disk that filled up after the early checks
+        target = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else str(e.filename)
+        text = f"{target}: {e.strerror or e}"
+    else:
+        return None
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())  # one line (YAML errors have more)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -69,7 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return int(_load(args.command).run(args) or 0)
+    if not logging.getLogger().handlers:  # warnings (skipped images, ...) as one line each, named like errors
+        logging.basicConfig(level=logging.WARNING, format=f"posedistill {args.command}: warning: %(message)s")
+    try:
+        return int(_load(args.command).run(args) or 0)
+    except Exception as e:
+        message = error_message(e)
+        if message is None:
+            raise
+        print(f"posedistill {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -20,3 +20,11 @@ class PoseDataError(ValueError):
         self.problem = problem
         where = [p for p in (self.path, record, f"field {field!r}" if field else None) if p]
         super().__init__(f"{': '.join(where)}: {problem}" if where else problem)
+
+
+class UsageError(ValueError):
+    """A bad command-line value or output path, found before any work is done. The message names the option or
+    the file and what was expected; ``posedistill`` prints it as one line and exits with status 2.
+
+    >>> raise UsageError("--kpt-thr 5: expected a score threshold in [0, 1]")
+    """

@@ -107,10 +107,10 @@ def test_eval_cli_table_json_and_dump(trained, tmp_path, capsys):
     cfg, work = trained
     out, dump = tmp_path / "metrics.json", tmp_path / "results.json"
     rc = main(["eval", str(cfg), "--checkpoint", str(work / "best"), "--dump", str(dump), "--out", str(out),
-               "--no-flip-test"])  # fmt: skip
+               "--no-flip-test", "--per-joint"])  # fmt: skip
     assert rc == 0
     text = capsys.readouterr().out
-    assert "head_top" in text and "pck@0.2" in text
+    assert "head_top" in text and "pck@0.2" in text  # --per-joint: the tables on the terminal too
     result = json.loads(out.read_text())
     assert result["flip_test"] is False and result["metrics"]["metric"] == "pck"
     assert len(result["metrics"]["pck@0.2/per_joint"]) == 14
@@ -119,6 +119,7 @@ def test_eval_cli_table_json_and_dump(trained, tmp_path, capsys):
     # the checkpoint's validation metric is what eval reproduces with the same flip setting
     rc = main(["eval", str(cfg), "--checkpoint", str(work / "best"), "--out", str(out), "--flip-test"])
     assert rc == 0
+    assert "head_top" not in capsys.readouterr().out  # without --per-joint they are in the JSON only
     best = read_meta(work / "best")["metrics"]
     assert json.loads(out.read_text())["metrics"]["pck@0.2"] == pytest.approx(best["pck@0.2"])
 

@@ -62,12 +62,26 @@ def from_config(cfg: Any) -> MeanKL:
     return MeanKL(model, build_codec(cfg.codec_args()), cfg.data.layout)
 
 
-def _run(cmd: list[str], timeout: float = 240) -> None:
+# what a port taken between being found free and being bound looks like (another test run on the same machine)
+PORT_TAKEN = ("address already in use", "eaddrinuse")
+
+
+def _run(cmd: list[str], work_dir: Path, timeout: float = 900, attempts: int = 3) -> None:
+    """Run a training command; generous timeout for a loaded machine. torchrun's ``--standalone`` rendezvous and
+    gloo bind port 0 (the kernel picks a free port), so a port clash is not expected; if one happens anyway the
+    run is retried from scratch, any other failure fails the test."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for attempt in range(1, attempts + 1):
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        output = proc.stdout[-3000:] + proc.stderr[-3000:]
+        if proc.returncode == 0:
+            return
+        if attempt == attempts or not any(t in output.lower() for t in PORT_TAKEN):
+            pytest.fail(f"exit code {proc.returncode} (attempt {attempt}): {output}")
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
+@pytest.mark.stress
 def test_two_gloo_processes_match_one(tmp_path):
     from tests.test_engine_cli import make_tiny_lsp, tiny_config
 
@@ -85,9 +99,9 @@ def test_two_gloo_processes_match_one(tmp_path):
     )
     ddp, single = tmp_path / "ddp", tmp_path / "single"
     _run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "posedistill", "train", str(cfg),
-          "--work-dir", str(ddp), "--set", "train.batch_size=4"])  # fmt: skip
+          "--work-dir", str(ddp), "--set", "train.batch_size=4"], ddp)  # fmt: skip
     _run([sys.executable, "-m", "posedistill", "train", str(cfg), "--work-dir", str(single),
-          "--set", "train.batch_size=8"])  # fmt: skip
+          "--set", "train.batch_size=8"], single)  # fmt: skip
 
     a, b = load_file(ddp / "last" / "weights.safetensors"), load_file(single / "last" / "weights.safetensors")
     assert a.keys() == b.keys()

@@ -108,10 +108,22 @@ def toy_config(epochs: int = 4, **train: Any) -> Any:
     )
 
 
-def run_toy(work_dir: Path, epochs: int, resume: bool = False, sleep: float = 0.0, **train: Any) -> dict:
+def run_toy(
+    work_dir: Path,
+    epochs: int,
+    resume: bool = False,
+    block_at: tuple[int, int] | None = None,
+    **train: Any,
+) -> dict:
+    """``block_at=(epoch, iteration)``: after that optimizer step, write ``work_dir/blocked`` and wait to be killed."""
     torch.manual_seed(0)
     method = ToyMethod()
-    hook = (lambda *_: time.sleep(sleep)) if sleep else None
+
+    def hook(_trainer: Trainer, epoch: int, i: int) -> None:
+        if (epoch, i) == block_at:
+            (work_dir / "blocked").write_text(f"{epoch} {i}")
+            time.sleep(3600)  # the test kills the process here
+
     trainer = Trainer(toy_config(epochs, **train), method, ToyData(), work_dir=work_dir, on_iteration=hook,
                       verbose=False)  # fmt: skip
     return trainer.fit(resume=resume)
@@ -207,32 +219,34 @@ def _child(work_dir: Path, epochs: int, *extra: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _finish(proc: subprocess.Popen, timeout: float = 120) -> None:
+def _finish(proc: subprocess.Popen, timeout: float = 600) -> None:  # generous: a loaded machine
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out
 
 
+@pytest.mark.stress
 def test_resume_after_sigkill_is_exact(tmp_path):
     epochs = 6
     reference = tmp_path / "reference"
     killed = tmp_path / "killed"
     ref = _child(reference, epochs)
-    victim = _child(killed, epochs, "--sleep", "0.05")
-    # kill the victim once it has written the checkpoint of epoch 2, in the middle of epoch 3
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        meta = killed / "last" / "meta.json"
-        if meta.is_file() and json.loads(meta.read_text())["epoch"] >= 2:
-            break
+    # the victim stops in the middle of epoch 3 (after its 4th step, past the checkpoint of epoch 2) and says so;
+    # it is killed there, however slow the machine is, rather than at a time that a loaded machine may not keep
+    victim = _child(killed, epochs, "--block-at", "2", "3")
+    deadline = time.monotonic() + 600
+    while not (killed / "blocked").is_file():
         if victim.poll() is not None:
             pytest.fail(f"the run ended before it could be killed: {victim.communicate()[0]}")
-        time.sleep(0.02)
-    time.sleep(0.1)
+        if time.monotonic() > deadline:
+            victim.kill()
+            pytest.fail(f"the run did not reach epoch 3 in 600 s: {victim.communicate()[0]}")
+        time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
+    victim.wait(timeout=60)
     assert victim.returncode == -signal.SIGKILL
-    done_at_kill = json.loads((killed / "last" / "meta.json").read_text())["epoch"]
-    assert 2 <= done_at_kill < epochs
+    assert json.loads((killed / "last" / "meta.json").read_text())["epoch"] == 2
+    # the unsaved steps of epoch 3 were logged: the resumed run must not log them twice
+    assert any(json.loads(x)["global_iter"] > 12 for x in (killed / "metrics.jsonl").read_text().splitlines())
     _finish(_child(killed, epochs, "--resume"))
     _finish(ref)
 
@@ -257,10 +271,11 @@ def main() -> None:
     parser.add_argument("work_dir", type=Path)
     parser.add_argument("epochs", type=int)
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument("--block-at", type=int, nargs=2, metavar=("EPOCH", "ITER"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    run_toy(args.work_dir, args.epochs, resume=args.resume, sleep=args.sleep)
+    block_at = tuple(args.block_at) if args.block_at else None
+    run_toy(args.work_dir, args.epochs, resume=args.resume, block_at=block_at)
 
 
 if __name__ == "__main__":

@@ -243,7 +243,7 @@ def test_fixed_batch_loops_and_matches_dynamic(rtm, tmp_path, caplog):
 
 def test_no_boxes_means_whole_frame_and_empty_boxes_mean_nobody(dot_onnx):
     img = dot_image([(320.0, 240.0)])
-    est = PoseEstimator(dot_onnx)
+    est = PoseEstimator(dot_onnx, detector=None)  # no detector: the whole frame is one person
     res = est(img)
     np.testing.assert_array_equal(res.boxes, [[0, 0, 640, 480]])
     np.testing.assert_allclose(res.keypoints[0, 0], [320, 240], atol=640 * 1.25 / W + 0.5)
@@ -419,7 +419,7 @@ def test_presets_and_openpose_arrays(dot_onnx, tmp_path):
 
 
 def test_grey_and_bgra_images(dot_onnx):
-    est = PoseEstimator(dot_onnx)
+    est = PoseEstimator(dot_onnx, detector=None)
     img = dot_image([(320.0, 240.0)])
     ref = est(img)
     grey = est(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))

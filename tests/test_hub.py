@@ -82,6 +82,7 @@ def test_local_path_is_returned_as_is(dot_onnx, tmp_path):
     assert dot_onnx.is_file()  # a local file is never deleted
 
 
+@pytest.mark.stress  # an HTTP server thread on a loopback port
 def test_download_cache_and_sha(server, dot_onnx, tmp_path, capsys):
     root, base = server
     (root / "model.onnx").write_bytes(dot_onnx.read_bytes())
@@ -96,10 +97,11 @@ def test_download_cache_and_sha(server, dot_onnx, tmp_path, capsys):
     assert _Handler.hits["/model.onnx"] == n
     assert not list((cache / "hub").glob("*.part"))
     # the cached file runs
-    res = PoseEstimator(url, cache_dir=cache, progress=False)(np.zeros((100, 80, 3), np.uint8))
+    res = PoseEstimator(url, detector=None, cache_dir=cache, progress=False)(np.zeros((100, 80, 3), np.uint8))
     assert res.keypoints.shape == (1, 17, 2)
 
 
+@pytest.mark.stress  # an HTTP server thread on a loopback port
 def test_sha_mismatch_deletes_and_raises(server, dot_onnx, tmp_path):
     root, base = server
     (root / "bad.onnx").write_bytes(dot_onnx.read_bytes())
@@ -117,6 +119,7 @@ def test_sha_mismatch_deletes_and_raises(server, dot_onnx, tmp_path):
         resolve_model(f"{base}/bad.onnx", sha256="xyz", cache_dir=cache)
 
 
+@pytest.mark.stress  # an HTTP server thread on a loopback port
 def test_missing_and_truncated_downloads(server, tmp_path):
     _, base = server
     with pytest.raises(ModelDownloadError, match=r"nothere\.onnx.*404"):
@@ -126,6 +129,7 @@ def test_missing_and_truncated_downloads(server, tmp_path):
     assert not any((tmp_path / "hub").iterdir())
 
 
+@pytest.mark.stress  # an HTTP server thread on a loopback port
 def test_sdk_zip_local_and_remote(server, dot_onnx, tmp_path):
     root, base = server
     pipeline = {"pipeline": {"tasks": [

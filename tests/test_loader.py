@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -13,10 +15,21 @@ import torch
 from posedistill.codecs.simcc import SimCCCodec
 from posedistill.data.augment import AugConfig
 from posedistill.data.instance import Instance, make_instance
-from posedistill.data.loader import MEAN_RGB, STD_RGB, EpochSampler, TopDownDataset, build_loader, collate, set_epoch
+from posedistill.data.loader import (
+    MEAN_RGB,
+    STD_RGB,
+    EpochSampler,
+    TopDownDataset,
+    build_loader,
+    collate,
+    one_opencv_thread,
+    set_epoch,
+)
 from posedistill.data.transforms import bbox_xywh_to_cs, topdown_affine
+from posedistill.engine.trainer import Trainer
 from posedistill.errors import PoseDataError
 from posedistill.layouts import get_layout
+from tests.test_engine_trainer import ToyMethod, toy_config
 
 COCO = get_layout("coco")
 SIZE = (192, 256)
@@ -183,23 +196,113 @@ def test_all_images_bad_raises(tmp_path: Path):
         ds[0]
 
 
-def test_workers_give_the_same_batches_and_report_skips(instances, tmp_path: Path):
+class ThreadSpyCodec(SimCCCodec):
+    """The SimCC codec, also reporting the OpenCV thread count that the sample was built with."""
+
+    def encode(self, keypoints: np.ndarray, visibility: np.ndarray) -> dict[str, np.ndarray]:
+        return {**super().encode(keypoints, visibility), "cv2_threads": np.array([cv2.getNumThreads()])}
+
+
+@pytest.fixture
+def opencv_threads():
+    """Run the test with a multi-threaded OpenCV in this process (what a training script gets by default)."""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    yield 3
+    cv2.setNumThreads(before)
+
+
+@pytest.mark.stress
+def test_workers_fork_and_spawn_give_the_same_batches_and_report_skips(instances, tmp_path: Path, opencv_threads):
+    # A sample depends only on (seed, epoch, index): in-process, forked and spawned workers give the same bits.
+    # OpenCV's multi-threaded warps and blurs differ by a grey level at a few pixels from the single-threaded ones
+    # (under load), so every process must build samples at one OpenCV thread; the spy codec checks that directly.
     insts = _make_bad(instances, tmp_path) + instances  # 9 samples, three of them bad
     batches = {}
-    for workers in (0, 2):
-        ds = TopDownDataset(insts, _codec(), SIZE, train=True, seed=3)
-        loader = build_loader(ds, batch_size=4, shuffle=True, num_workers=workers, seed=3)
+    for workers, context in ((0, None), (2, "fork"), (2, "spawn")):
+        ds = TopDownDataset(insts, ThreadSpyCodec(SIZE, (4.9, 5.66)), SIZE, train=True, seed=3)
+        loader = build_loader(ds, batch_size=4, shuffle=True, num_workers=workers, seed=3,
+                              multiprocessing_context=context)  # fmt: skip
         set_epoch(loader, 2)
         got = list(loader)
-        batches[workers] = got
+        batches[context] = got
+        if workers == 0:  # the main process built the samples and got its own thread count back
+            assert cv2.getNumThreads() == opencv_threads
+        assert all(int(t) == 1 for b in got for t in b["cv2_threads"]), context
         reported = sum(sum(b["skipped"]) for b in got)
         assert reported >= 3
         assert ds.skipped == reported  # counted across worker processes
-    for b0, b2 in zip(batches[0], batches[2]):
-        assert torch.equal(b0["image"], b2["image"]) and b0["index"] == b2["index"]
-    b = batches[0][0]
+    for context in ("fork", "spawn"):
+        assert len(batches[context]) == len(batches[None]) == 3
+        for b0, b in zip(batches[None], batches[context]):
+            assert b0["index"] == b["index"] and b0["skipped"] == b["skipped"]
+            for key, value in b0.items():
+                if isinstance(value, torch.Tensor):
+                    assert torch.equal(value, b[key]), (context, key)
+    b = batches[None][0]
     assert b["image"].shape == (4, 3, 256, 192) and b["x_labels"].shape == (4, 17, 384)
     assert b["center"].shape == (4, 2) and isinstance(b["image_id"], list) and len(b["flip"]) == 4
+
+
+def test_one_opencv_thread_lowers_and_restores_and_leaves_single_threaded_opencv_alone(monkeypatch):
+    calls: list[int] = []
+    real = cv2.setNumThreads
+    monkeypatch.setattr(cv2, "setNumThreads", lambda n: (calls.append(n), real(n)))
+    real(3)
+    try:
+        with one_opencv_thread():
+            assert cv2.getNumThreads() == 1
+            with one_opencv_thread():  # nested (or another thread's sample): one switch for all
+                assert cv2.getNumThreads() == 1
+            assert cv2.getNumThreads() == 1
+        assert cv2.getNumThreads() == 3 and calls == [1, 3]
+        # already single-threaded (a forked DataLoader worker): the inherited pool is never touched
+        real(1)
+        calls.clear()
+        with one_opencv_thread():
+            pass
+        assert calls == [] and cv2.getNumThreads() == 1
+        # an exception inside the block still restores the caller's count
+        real(3)
+        with pytest.raises(RuntimeError), one_opencv_thread():
+            raise RuntimeError
+        assert cv2.getNumThreads() == 3
+    finally:
+        real(1)
+
+
+class RecordingMethod(ToyMethod):
+    """The toy method fed with image batches; records a digest of every batch's pixels per epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[int, list[tuple[list[int], str]]] = {}
+
+    def losses(self, batch: dict[str, Any], epoch: int) -> dict[str, torch.Tensor]:
+        digest = hashlib.sha256(batch["image"].numpy().tobytes()).hexdigest()
+        self.seen.setdefault(epoch, []).append((list(batch["index"]), digest))
+        x = batch["image"].flatten(1)[:, :6]
+        return {"loss": self.net(x).pow(2).mean()}
+
+    def predict(self, batch: dict[str, Any], flip_test: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        kp = batch["keypoints"].numpy().astype(np.float32)  # a perfect pose model: no trainer warning
+        return kp, np.ones(kp.shape[:2], np.float32)
+
+
+@pytest.mark.stress
+def test_resume_with_another_worker_count_sees_the_same_samples(instances, tmp_path: Path, opencv_threads):
+    def run(workers: int, resume: Path | None) -> dict[int, list[tuple[list[int], str]]]:
+        method = RecordingMethod()
+        ds = TopDownDataset(instances, _codec(), SIZE, train=True, seed=5)
+        cfg = toy_config(3, batch_size=3, num_workers=workers, checkpoint_interval=1)
+        Trainer(cfg, method, ds, work_dir=tmp_path / "run", verbose=False).fit(resume=resume)
+        return method.seen
+
+    full = run(0, None)  # in-process samples, with the test's multi-threaded OpenCV
+    resumed = run(2, tmp_path / "run" / "epoch_1")  # forked workers from epoch 1 on
+    assert sorted(resumed) == [1, 2]
+    assert resumed[1] == full[1] and resumed[2] == full[2]
+    assert full[1] != full[2]  # each epoch draws new augmentations
 
 
 def test_collate_keeps_meta_lists():
@@ -218,6 +321,7 @@ def test_epoch_sampler_is_seeded_permutation():
     assert list(EpochSampler(5, shuffle=False)) == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.stress
 def test_distributed_sampler(instances, tmp_path: Path):
     import torch.distributed as dist
 
@@ -238,6 +342,7 @@ def test_mixed_layouts_rejected(instances):
         TopDownDataset([*instances, other], _codec(), SIZE, train=False)
 
 
+@pytest.mark.stress
 def test_spawned_worker_reports_skips(instances, tmp_path: Path):
     # the shared counter and bad-image flags must also survive pickling into spawned workers (macOS, Windows)
     insts = _make_bad(instances, tmp_path)

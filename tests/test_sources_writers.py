@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -134,12 +136,21 @@ def test_video_with_zero_frames_is_an_error(tmp_path: Path) -> None:
 
 def test_unreadable_image_names_the_file(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "1.jpg"), _image(5))
+    cv2.imwrite(str(tmp_path / "3.jpg"), _image(6))
     data = (tmp_path / "1.jpg").read_bytes()
     (tmp_path / "2.jpg").write_bytes(data[: len(data) // 2])  # truncated
-    frames = iter(open_source(tmp_path))
-    assert next(frames).name == "1"
+    # alone, it is an error naming the file
     with pytest.raises(PoseDataError, match=r"2\.jpg.*truncated"):
-        next(frames)
+        next(iter(open_source(tmp_path / "2.jpg")))
+    # in a folder, it is skipped (with a warning) and the others are read, as training does
+    source = open_source(tmp_path)
+    assert [(f.frame_id, f.name) for f in source] == [(0, "1"), (2, "3")]
+    assert source.skipped == [str(tmp_path / "2.jpg")]
+    # a folder of nothing but unreadable images is an error
+    (tmp_path / "1.jpg").write_bytes(b"junk")
+    (tmp_path / "3.jpg").write_bytes(b"junk")
+    with pytest.raises(PoseDataError, match="none of the 3 images"):
+        list(open_source(tmp_path))
 
 
 # ------------------------------------------------------------------------------------------------ writers
@@ -219,6 +230,7 @@ with sigterm_as_keyboard_interrupt():
 """
 
 
+@pytest.mark.stress
 @pytest.mark.parametrize(
     ("sig", "fmt"),
     [(signal.SIGTERM, "mmpose"), (signal.SIGINT, "coco"), (signal.SIGKILL, "mmpose"), (signal.SIGKILL, "coco")],
@@ -233,14 +245,28 @@ def test_killed_writer_leaves_valid_json(tmp_path: Path, sig: signal.Signals, fm
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert proc.stdout is not None
+    # Signal once the child reports frame 5 done (it has its handlers by then). A thread reads its output, so a
+    # child that hangs cannot block the test; the deadline is generous for a loaded machine (the child's start
+    # imports numpy and OpenCV, seconds when idle).
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)
+    reader.start()
     done = -1
-    deadline = time.monotonic() + 60
-    while done < 5 and time.monotonic() < deadline:
-        line = proc.stdout.readline()
+    deadline = time.monotonic() + 300
+    while done < 5:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            proc.kill()
+            pytest.fail(f"the writer reported {done + 1} frames in 300 s (exit code {proc.poll()})")
         if line.strip().isdigit():
             done = int(line)
     proc.send_signal(sig)
-    rest, _ = proc.communicate(timeout=60)
+    proc.wait(timeout=300)
+    reader.join(timeout=60)  # the rest of its output, up to the end of the pipe
+    rest = ""
+    while not lines.empty():
+        rest += lines.get()
     if sig == signal.SIGKILL:
         assert proc.returncode == -signal.SIGKILL
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from posedistill.codecs.heatmap import HeatmapCodec, dark_blur_kernel_size, flip_heatmaps, gaussian_blur
+from posedistill.codecs.heatmap_to_simcc import heatmaps_to_simcc, simcc_logits
 from posedistill.codecs.simcc import SimCCCodec, flip_simcc
 
 Codec = SimCCCodec | HeatmapCodec
@@ -25,6 +26,8 @@ __all__ = [
     "flip_heatmaps",
     "flip_simcc",
     "gaussian_blur",
+    "heatmaps_to_simcc",
+    "simcc_logits",
 ]
 
 _PAIRS = ("input_size", "heatmap_size", "sigma")

@@ -444,11 +444,13 @@ def format_report(res: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from posedistill.errors import PoseDataError
-    from posedistill.fileio import atomic_write_json
+    from posedistill.fileio import atomic_write_json, check_writable_output
 
     if args.iters < 1 or args.warmup < 0 or min(args.batch) < 1:
         print("posedistill bench: error: need --iters >= 1, --warmup >= 0 and batch sizes >= 1", file=sys.stderr)
         return 2
+    if args.json:  # before the minutes of timing, not after
+        check_writable_output(args.json, "file", "--json")
     try:
         res = bench(
             args.model, args.batch, args.warmup, args.iters, list(args.backend), threads=args.threads,

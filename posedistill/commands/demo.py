@@ -41,6 +41,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fresh", action="store_true", help="delete the output folder first")
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Values that would fail minutes into the run fail now (UsageError), before anything is written."""
+    from posedistill.commands._common import check_range
+    from posedistill.data.synthetic import make_config
+    from posedistill.errors import UsageError
+    from posedistill.fileio import check_writable_output
+
+    check_range(args.images, "--images", 1)
+    check_range(args.val_images, "--val-images", 1)
+    check_range(args.epochs, "--epochs", 1)
+    try:
+        make_config(args.difficulty, size=(args.size, args.size))
+    except ValueError as e:
+        raise UsageError(f"--size {args.size}: {e}") from None
+    check_writable_output(args.out, "dir", "--out")
+
+
 def _step(title: str) -> float:
     print(f"\n=== {title}", flush=True)
     return time.perf_counter()
@@ -65,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"posedistill demo: error: {configs} not found; run the demo from a posedistill source checkout",
               file=sys.stderr)  # fmt: skip
         return 2
+    _check_options(args)
     out = Path(args.out).resolve()
     if args.fresh and out.exists():
         shutil.rmtree(out)

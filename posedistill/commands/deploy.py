@@ -134,7 +134,7 @@ def score_branches(net: Any, branches: list[int], cfg: Any, flip_test: bool | No
     from posedistill.engine import distributed as dist_utils
     from posedistill.engine.builders import build_codec_from_config, build_val_data
     from posedistill.engine.config import ConfigError
-    from posedistill.engine.evaluation import evaluate, scalar_metrics
+    from posedistill.engine.evaluation import check_metric, evaluate, scalar_metrics
 
     device = dist_utils.resolve_device(cfg.train.device)
     codec = build_codec_from_config(cfg)
@@ -142,6 +142,7 @@ def score_branches(net: Any, branches: list[int], cfg: Any, flip_test: bool | No
     if val is None:
         raise ConfigError(f"{getattr(cfg, 'source', '<config>')}: key 'data.val': no validation source to pick the "
                           "best branch with; pass --branch N or --config CONFIG")  # fmt: skip
+    check_metric(cfg.eval.metric, val.instances, getattr(cfg, "source", "<config>"))
     flip = cfg.eval.flip_test if flip_test is None else flip_test
     out = {}
     for b in branches:
@@ -156,9 +157,11 @@ def score_branches(net: Any, branches: list[int], cfg: Any, flip_test: bool | No
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    from posedistill.commands._common import check_checkpoint_output
     from posedistill.engine.checkpoint import resolve_checkpoint, save_checkpoint
     from posedistill.engine.trainer import LOWER_IS_BETTER
 
+    check_checkpoint_output(args.out, "OUT")
     net, meta = load_multibranch(args.checkpoint)
     n = net.num_branches
     deployable = [b for b in range(n) if net.deployable[b]]

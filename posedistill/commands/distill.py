@@ -61,7 +61,7 @@ def _load(path: str, overrides: list[str], stage: int | None, teacher: str | Non
 
 
 def run(args: argparse.Namespace) -> int:
-    from posedistill.commands.train import _train, work_dir_for
+    from posedistill.commands.train import _train, check_work_dir, work_dir_for
     from posedistill.engine import distributed as dist_utils
     from posedistill.engine.checkpoint import CheckpointError
     from posedistill.engine.config import ConfigError
@@ -70,9 +70,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = _load(args.config, args.overrides, args.stage, args.teacher, args.device)
         work_dir = work_dir_for(cfg, args.config, args.work_dir)
+        check_work_dir(work_dir, "--work-dir" if args.work_dir else None)
         if args.then:  # read the second config now, so that a typo fails before hours of stage 1
             stage1 = (work_dir / "last").as_posix()
-            _load(args.then, args.then_overrides, None, None, args.device)
+            then_cfg = _load(args.then, args.then_overrides, None, None, args.device)
+            then_option = "--then-work-dir" if args.then_work_dir else None
+            check_work_dir(work_dir_for(then_cfg, args.then, args.then_work_dir), then_option)
         rc = _train(cfg, work_dir, args.resume)
         if rc != 0 or not args.then:
             return rc

@@ -2,7 +2,8 @@
 
 Evaluates a checkpoint (a posedistill checkpoint folder, or an official mmpose / DWPose ``.pth``) on the config's
 ``data.val`` sources: COCO AP for COCO-style data (per part for COCO-WholeBody), PCK for LSP / MPII-style / JHMDB
-(PCKh when the instances carry head boxes). Prints a table and writes every number to a JSON file.
+(PCKh when the instances carry head boxes). Prints the headline numbers (and the per-part table of COCO-WholeBody)
+and writes every number to a JSON file, the per-joint values included (printed too with ``--per-joint``).
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config key, e.g. --set eval.batch_size=64; repeatable")  # fmt: skip
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: train.device of the config)")
     parser.add_argument("--work-dir", help="default folder of the metrics file (see --out)")
+    parser.add_argument("--per-joint", action="store_true",
+                        help="also print the per-joint tables (PCK metrics; always in the JSON file)")  # fmt: skip
 
 
-def format_result(result: dict[str, Any], layout_name: str) -> str:
-    """A readable table: COCO stats per part, or PCK per joint."""
+def format_result(result: dict[str, Any], layout_name: str, per_joint: bool = True) -> str:
+    """A readable table: COCO stats per part, or PCK per joint (``per_joint``; else nothing)."""
     from posedistill.layouts import get_layout
 
     if result.get("metric") == "coco":
@@ -47,6 +50,8 @@ def format_result(result: dict[str, Any], layout_name: str) -> str:
                 part, stat = key.split("/", 1)
                 parts.setdefault(part, {})[stat] = float(value)
         return format_table(parts) if parts else ""
+    if not per_joint:
+        return ""
     layout = get_layout(layout_name)
     lines = []
     for key, value in result.items():
@@ -76,6 +81,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+def _metrics_path(cfg: Any, args: argparse.Namespace) -> Path:
+    """--out, else <work dir>/eval/<checkpoint name>.json."""
+    if args.out:
+        return Path(args.out)
+    ckpt_name = Path(args.checkpoint).stem if Path(args.checkpoint).is_file() else Path(args.checkpoint).name
+    work_dir = Path(args.work_dir or cfg.work_dir or Path("work_dirs") / Path(args.config).stem)
+    return work_dir / "eval" / f"{ckpt_name}.json"
+
+
 def _evaluate(cfg: Any, args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -84,14 +98,19 @@ def _evaluate(cfg: Any, args: argparse.Namespace) -> int:
     from posedistill.engine.builders import build_codec_from_config, build_val_data
     from posedistill.engine.checkpoint import load_model_from_checkpoint
     from posedistill.engine.config import ConfigError
-    from posedistill.engine.evaluation import evaluate
-    from posedistill.fileio import atomic_write_json
+    from posedistill.engine.evaluation import check_metric, evaluate
+    from posedistill.fileio import atomic_write_json, check_writable_output
 
     where = getattr(cfg, "source", args.config)
     try:
         device = dist_utils.resolve_device(cfg.train.device)
     except ValueError as e:
         raise ConfigError(f"{getattr(cfg, 'source', '<config>')}: key 'train.device' (or --device): {e}") from None
+    out = _metrics_path(cfg, args)
+    # the outputs are checked before the model loads and the evaluation runs
+    check_writable_output(out, "file", "--out" if args.out else "the metrics file (--out)")
+    if args.dump:
+        check_writable_output(args.dump, "file", "--dump")
     model, meta = load_model_from_checkpoint(args.checkpoint, device=device, which=args.which)
     ckpt_size = [int(v) for v in model.build_args["input_size"]]
     if list(cfg.input_size) != ckpt_size:
@@ -110,6 +129,7 @@ def _evaluate(cfg: Any, args: argparse.Namespace) -> int:
     val = build_val_data(cfg, codec)
     if val is None:
         raise ConfigError(f"{where}: key 'data.val': no validation source to evaluate on")
+    check_metric(cfg.eval.metric, val.instances, where)
     method = SupervisedMethod(model, codec, layout).to(device)
     flip = cfg.eval.flip_test if args.flip_test is None else args.flip_test
     print(f"evaluating {args.checkpoint} on {len(val.dataset)} instances ({layout}, flip test {flip})")
@@ -119,15 +139,12 @@ def _evaluate(cfg: Any, args: argparse.Namespace) -> int:
         metric_args={**val.metric_args, **cfg.eval.args},
         progress=True, instances=val.instances, rows=val.rows,
     )  # fmt: skip
-    table = format_result(result, layout)
+    table = format_result(result, layout, per_joint=args.per_joint)
     if table:
         print(table)
     headline = {k: v for k, v in result.items() if "/" not in k and isinstance(v, (int, float, str))}
     print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in headline.items()))
 
-    ckpt_name = Path(args.checkpoint).stem if Path(args.checkpoint).is_file() else Path(args.checkpoint).name
-    work_dir = Path(args.work_dir or cfg.work_dir or Path("work_dirs") / Path(args.config).stem)
-    out = Path(args.out) if args.out else work_dir / "eval" / f"{ckpt_name}.json"
     payload = {
         "config": str(args.config), "checkpoint": str(args.checkpoint), "flip_test": flip, "layout": layout,
         "num_instances": len(val.dataset), "metrics": result,
@@ -138,7 +155,8 @@ def _evaluate(cfg: Any, args: argparse.Namespace) -> int:
         from posedistill.eval.coco import write_coco_results
         from posedistill.eval.nms import rescore_instances
 
-        rows = val.rows
+        skipped = set(result.get("skipped_instances", []))  # unreadable images: no prediction to dump
+        rows = np.asarray([r for r in val.rows if int(r) not in skipped], dtype=np.int64)
         insts = [val.instances[i] for i in rows]
         box_scores = np.array([float(inst.extra.get("bbox_score", 1.0)) for inst in insts])
         inst_scores = rescore_instances(box_scores, scores[rows], 0.2)

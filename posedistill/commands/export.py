@@ -20,6 +20,9 @@ HELP = "export a checkpoint (posedistill folder or mmpose .pth) to ONNX for the 
 
 PARITY_TOLERANCE = 1e-4
 FP16_PARITY_TOLERANCE = 1e-3
+# the opsets torch's TorchScript exporter writes (torch.onnx._constants.ONNX_MIN_OPSET / ONNX_MAX_OPSET of torch
+# 2.13; checked against the installed torch in run()): below 7 it stops midway with an ONNX ValidationError
+MIN_OPSET, MAX_OPSET = 7, 23
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="MODEL.onnx", help="file to write")
     parser.add_argument("--dynamic-batch", action="store_true",
                         help="symbolic batch axis, so all person crops of a frame run in one call")  # fmt: skip
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--opset", type=int, default=17,
+                        help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default 17)")  # fmt: skip
     parser.add_argument("--layout", help="keypoint layout when the checkpoint does not say (e.g. halpe26)")
     parser.add_argument("--which", default="student", choices=("student", "teacher", "two_stage"),
                         help="model inside a DWPose distiller .pth (default student)")  # fmt: skip
@@ -45,10 +49,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     import numpy as np
 
+    from posedistill.commands._common import check_layout
     from posedistill.engine.checkpoint import CheckpointError, load_model_from_checkpoint
     from posedistill.errors import PoseDataError
+    from posedistill.fileio import check_writable_output
     from posedistill.infer.export import export_onnx, is_dkd_model, parity
 
+    _check_opset(args.opset)
+    check_layout(args.layout)
+    check_writable_output(args.out, "file", "--out")
     try:
         model, meta = load_model_from_checkpoint(args.checkpoint, which=args.which, layout=args.layout)
         if is_dkd_model(model):
@@ -82,13 +91,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_opset(opset: int) -> None:
+    """The opset must be one the installed torch exports (UsageError before the model loads)."""
+    from posedistill.errors import UsageError
+
+    low, high = MIN_OPSET, MAX_OPSET
+    try:  # a private module: the numbers above when it moves
+        from torch.onnx import _constants
+
+        low, high = int(_constants.ONNX_MIN_OPSET), int(_constants.ONNX_MAX_OPSET)
+    except (ImportError, AttributeError):
+        pass
+    if not low <= opset <= high:
+        raise UsageError(f"--opset {opset}: expected an ONNX opset from {low} to {high} (default 17)")
+
+
 def _export_dkd(args: argparse.Namespace, net: Any, meta: dict[str, Any]) -> int:
     """A DKD checkpoint: both graphs, then the parity of both (errors of the export itself propagate to
     :func:`run`)."""
     import numpy as np
 
-    from posedistill.infer.export import dkd_parity, export_dkd_onnx
+    from posedistill.fileio import check_writable_output
+    from posedistill.infer.export import dkd_parity, dkd_step_path, export_dkd_onnx
 
+    check_writable_output(dkd_step_path(args.out), "file", "--out (its tracked-frame graph)")
     init_path, step_path = export_dkd_onnx(
         net, args.out, meta=meta, layout=args.layout, dynamic_batch=args.dynamic_batch, opset=args.opset,
         fp16_weights=args.fp16_weights,

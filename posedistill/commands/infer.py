@@ -1,6 +1,6 @@
-"""``posedistill infer SOURCE [--model M] [--det D] [--out DIR] [--json FILE] [--format coco|mmpose|openpose] ...``
+"""``posedistill infer SOURCE [--model M] [--detector D] [--out DIR] [--json FILE] [--format coco|mmpose|openpose] ...``
 
-Runs the torch-free pipeline (YOLOX detector, pose model, tracker, One-Euro smoother) on an image, a folder of
+Runs the torch-free pipeline (person detector, pose model, tracker, One-Euro smoother) on an image, a folder of
 images, a glob, a video file, a stream URL or a webcam index (``0``), and writes annotated images / an annotated
 video to ``--out`` and the keypoints as JSON (``--json``, format ``--format``). Stop a long run with Ctrl-C (or
 SIGTERM): the video and the JSON are finished with the frames done.
@@ -33,9 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "whole-body RTMPose-t (models/rtmpose-t_wholebody-cascade)",
     )
     parser.add_argument(
+        "--detector",
         "--det",
+        default="default",
         metavar="D",
-        help="YOLOX person detector (.onnx / URL / SDK zip); without it the whole frame is one person",
+        help="person detector: default (the shipped RTMDet-nano, models/rtmdet-nano_person), none (the whole frame "
+        "is one person) or an RTMDet / YOLOX .onnx / folder / URL / SDK zip (default: default)",
     )
     parser.add_argument("--det-thr", type=float, default=0.3, help="detector score threshold (default 0.3)")
     parser.add_argument(
@@ -118,6 +121,43 @@ def _default_json(args: argparse.Namespace, source_name: str) -> Path | None:
     return Path(args.out) / f"{source_name}{suffix}"
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Option values that are wrong whatever the input (UsageError)."""
+    from posedistill.commands._common import check_range
+    from posedistill.errors import UsageError
+
+    check_range(args.det_every, "--det-every", 1)
+    check_range(args.kpt_thr, "--kpt-thr", 0.0, 1.0)
+    check_range(args.det_thr, "--det-thr", 0.0, 1.0)
+    check_range(args.max_frames, "--max-frames", 1)
+    check_range(args.fps, "--fps", 1e-3)
+    check_range(args.threads, "--threads", 1)
+    if args.image_ids and args.format not in (None, "coco"):
+        raise UsageError(f"--image-ids gives COCO image ids: it needs --format coco, not --format {args.format}")
+    if args.image_ids and args.format is None:
+        raise UsageError("--image-ids gives COCO image ids: add --format coco (and --json FILE)")
+    if args.no_vis and args.json is None and args.format is None:
+        raise UsageError("--no-vis without --json (or --format) would write nothing; add --json FILE")
+
+
+def _check_image_ids(source: Any, image_ids: dict[str, Any], gt: str) -> None:
+    """Every image of ``source`` must be in the ``--image-ids`` file: an image that is not would get an id that
+    belongs to another image (or none), and coco-eval would score it against the wrong people."""
+    from posedistill.errors import UsageError
+
+    paths = getattr(source, "paths", None)
+    if paths is None:
+        raise UsageError(f"--image-ids matches image files by name; SOURCE {source.name!r} is a {source.kind}, "
+                         "not images")  # fmt: skip
+    missing = [Path(p).name for p in paths if Path(p).name not in image_ids]
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise UsageError(
+            f"--image-ids {gt}: {len(missing)} of the {len(paths)} images are not in its 'images' ({shown}); "
+            "expected every image of SOURCE to be listed (infer only those images, or drop --image-ids)"
+        )
+
+
 def _dkd_estimator(args: argparse.Namespace, providers: list[str] | None) -> Any | None:
     """A :class:`~posedistill.infer.dkd_estimator.DKDPoseEstimator` when ``--model`` is a DKD checkpoint (PyTorch)
     or an exported DKD pair (onnxruntime), else None."""
@@ -147,7 +187,8 @@ def _dkd_estimator(args: argparse.Namespace, providers: list[str] | None) -> Any
 
 
 def run(args: argparse.Namespace) -> int:
-    from posedistill.errors import PoseDataError
+    from posedistill.errors import PoseDataError, UsageError
+    from posedistill.fileio import check_writable_output
     from posedistill.infer.pipeline import (
         OutputOptions,
         PosePipeline,
@@ -163,8 +204,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"posedistill infer: error: {message}", file=sys.stderr)
         return 2
 
-    if args.det_every < 1:
-        return fail(f"--det-every must be >= 1, got {args.det_every}")
+    _check_options(args)
     smooth = args.smooth == "oneeuro"
     track = args.track or smooth
     if smooth and not args.track and not args.quiet:
@@ -175,6 +215,19 @@ def run(args: argparse.Namespace) -> int:
         source = open_source(args.source, fps=args.fps)
     except PoseDataError as e:
         return fail(str(e))
+    json_path = _default_json(args, source.name)
+    try:
+        # every output is checked before the model loads: a bad path costs nothing and leaves nothing behind
+        if not args.no_vis:
+            check_writable_output(args.out, "dir", "--out")
+        if json_path is not None:
+            option = "--json" if args.json else "--out"  # the default JSON goes into --out
+            check_writable_output(json_path, "dir" if args.format == "openpose" else "file", option)
+        if image_ids is not None:
+            _check_image_ids(source, image_ids, args.image_ids)
+    except (UsageError, PoseDataError) as e:
+        source.close()
+        return fail(str(e))
     try:
         from posedistill.infer.estimator import PoseEstimator
 
@@ -183,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
         if estimator is None:
             estimator = PoseEstimator(
                 args.model,
+                detector=None,  # the pipeline runs the detector (--det-every)
                 layout=args.layout,
                 flip_test=args.flip_test,
                 device=args.device,
@@ -190,13 +244,11 @@ def run(args: argparse.Namespace) -> int:
                 providers=providers,
                 progress=not args.quiet,
             )
-        detector = None
-        if args.det:
-            from posedistill.infer.detector import YOLOXDetector
+        from posedistill.infer.defaults import load_detector
 
-            detector = YOLOXDetector(
-                args.det, score_thr=args.det_thr, threads=args.threads, providers=providers, progress=not args.quiet
-            )
+        detector = load_detector(
+            args.detector, threads=args.threads, providers=providers, progress=not args.quiet, score_thr=args.det_thr
+        )
     except (PoseDataError, ValueError, KeyError, ImportError, FileNotFoundError) as e:
         source.close()
         return fail(e.args[0] if isinstance(e, KeyError) and e.args else str(e))
@@ -214,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     )
     options = OutputOptions(
         out_dir=None if args.no_vis else Path(args.out),
-        json_path=_default_json(args, source.name),
+        json_path=json_path,
         json_format=args.format or "mmpose",
         kpt_thr=args.kpt_thr,
         skeleton=args.skeleton,
@@ -233,6 +285,9 @@ def run(args: argparse.Namespace) -> int:
     per_frame = 1000.0 * summary.seconds / max(summary.frames, 1)
     state = "interrupted after" if summary.interrupted else "done:"
     print(f"{state} {summary.frames} frames, {summary.people} people, {per_frame:.1f} ms/frame")
+    if summary.skipped:
+        names = ", ".join(Path(p).name for p in summary.skipped[:5]) + (", ..." if len(summary.skipped) > 5 else "")
+        print(f"  skipped {len(summary.skipped)} unreadable images (see the warnings): {names}")
     for what, path in summary.outputs.items():
         print(f"  {what}: {path}")
     return 130 if summary.interrupted else 0

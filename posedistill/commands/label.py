@@ -78,8 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from posedistill.commands._common import check_range
     from posedistill.errors import PoseDataError
-    from posedistill.fileio import atomic_write_json
+    from posedistill.fileio import atomic_write_json, check_writable_output
     from posedistill.label.coco_writer import wholebody_categories
     from posedistill.label.pipeline import (
         PARTS,
@@ -96,6 +97,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     out = Path(args.out)
+    # every output is checked before any work: labels.json is not written when --results cannot be
+    check_writable_output(out, "file", "--out")
+    if args.results:
+        check_writable_output(args.results, "file", "--results")
+    if args.frames_dir:
+        check_writable_output(args.frames_dir, "dir", "--frames-dir")
+    check_range(args.min_score, "--min-score", 0.0)  # no upper bound: SimCC scores can exceed 1
+    check_range(args.threads, "--threads", 1)
     try:
         if is_annotation_file(args.source):
             if args.boxes:
@@ -115,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
                     boxes_by_name.setdefault(Path(inst.image_path).name, []).append(inst)
             source = open_source(args.source)
             frames_dir = args.frames_dir or out.with_name(f"{out.stem}_frames")
+            if source.is_video:
+                check_writable_output(frames_dir, "dir", "--frames-dir" if args.frames_dir else "the frames folder")
             jobs = jobs_from_source(source, boxes_by_name, frames_dir)
             total = len(source) or None
     except (PoseDataError, ValueError, FileNotFoundError) as e:
@@ -137,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         close = getattr(teacher, "close", None)
         if close is not None:
             close()
+    if source is not None:  # unreadable images of a folder / glob are skipped by the source, before label() sees them
+        result.skipped_images.extend(getattr(source, "skipped", []))
 
     info = {
         "description": "posedistill pseudo labels",

@@ -30,7 +30,7 @@ _OWN_KEYS = ("format", "version", "model", "created", "torch", "training_state")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint folder, or an mmpose / DWPose .pth")
-    parser.add_argument("out", metavar="OUT", help="folder to write (replaced if it exists)")
+    parser.add_argument("out", metavar="OUT", help="checkpoint folder to write (a checkpoint there is replaced)")
     parser.add_argument("--which", default="student", choices=("student", "teacher", "two_stage"),
                         help="model inside a DWPose distiller .pth (default student)")  # fmt: skip
     parser.add_argument("--layout", help="keypoint layout of a .pth (default: from the keypoint count)")
@@ -127,9 +127,12 @@ def strip_checkpoint(
 
 
 def run(args: argparse.Namespace) -> int:
+    from posedistill.commands._common import check_checkpoint_output, check_layout
     from posedistill.engine.checkpoint import CheckpointError
     from posedistill.errors import PoseDataError
 
+    check_layout(args.layout)
+    check_checkpoint_output(args.out, "OUT")
     try:
         folder, info = strip_checkpoint(args.checkpoint, args.out, args.which, args.layout)
     except (CheckpointError, PoseDataError, FileNotFoundError, KeyError) as e:

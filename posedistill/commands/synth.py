@@ -27,29 +27,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="processes (output identical for any number)")
     parser.add_argument("--preview", action="store_true", help="also write preview.png contact sheet(s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    from posedistill.commands._common import check_range
     from posedistill.data.synthetic import generate_dataset, generate_videos, make_config
+    from posedistill.errors import UsageError
+    from posedistill.fileio import check_writable_output
 
     if args.images <= 0 and args.videos <= 0:
-        raise SystemExit("posedistill synth: nothing to do: give --images N and/or --videos M")
-    if args.videos > 0 and args.frames < 1:
-        raise SystemExit(f"posedistill synth: --frames must be >= 1, got {args.frames}")
+        raise UsageError("nothing to do: give --images N and/or --videos M")
+    if args.videos > 0:
+        check_range(args.frames, "--frames", 1)
+    check_range(args.workers, "--workers", 1)
     try:
         cfg = make_config(args.difficulty, size=tuple(args.size), people=tuple(args.people) if args.people else None)
     except ValueError as e:
-        raise SystemExit(f"posedistill synth: {e}") from None
+        raise UsageError(f"--size / --people: {e}") from None
+    check_writable_output(args.out, "dir", "--out")
     outputs = []
     if args.images > 0:
         t = time.perf_counter()
         path = generate_dataset(args.out, args.images, seed=args.seed, preview=args.preview, workers=args.workers,
-                                config=cfg)  # fmt: skip
+                                config=cfg, progress=not args.quiet)  # fmt: skip
         outputs.append(("images", args.images, path, time.perf_counter() - t))
     if args.videos > 0:
         t = time.perf_counter()
         path = generate_videos(args.out, args.videos, args.frames, seed=args.seed, preview=args.preview,
-                               workers=args.workers, config=cfg)  # fmt: skip
+                               workers=args.workers, config=cfg, progress=not args.quiet)  # fmt: skip
         outputs.append(("frames", args.videos * args.frames, path, time.perf_counter() - t))
     for what, n, path, dt in outputs:
         with open(path, encoding="utf-8") as f:

@@ -33,6 +33,14 @@ def work_dir_for(cfg: object, config_path: str, override: str | None) -> Path:
     return Path(override or getattr(cfg, "work_dir", None) or Path("work_dirs") / Path(config_path).stem)
 
 
+def check_work_dir(work_dir: Path, option: str | None) -> Path:
+    """The run's folder must be writable before the first epoch starts (UsageError naming ``option``, the one
+    that gave it, or the config's work dir)."""
+    from posedistill.fileio import check_writable_output
+
+    return check_writable_output(work_dir, "dir", option or "work dir")
+
+
 def run(args: argparse.Namespace) -> int:
     from posedistill.engine.checkpoint import CheckpointError
     from posedistill.engine.config import ConfigError, load_config
@@ -42,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
         if args.device:
             cfg.train.device = args.device
-        return _train(cfg, work_dir_for(cfg, args.config, args.work_dir), args.resume)
+        work_dir = work_dir_for(cfg, args.config, args.work_dir)
+        check_work_dir(work_dir, "--work-dir" if args.work_dir else None)
+        return _train(cfg, work_dir, args.resume)
     except (ConfigError, PoseDataError, CheckpointError, FileNotFoundError) as e:
         print(f"posedistill train: error: {e}", file=sys.stderr)
         return 2

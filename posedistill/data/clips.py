@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 from posedistill.data.augment import AugConfig, augment_crop, new_sample, random_bbox_transform, random_flip, sample_rng
 from posedistill.data.image_io import read_image
 from posedistill.data.instance import Instance
-from posedistill.data.loader import MEAN_RGB, STD_RGB, WEIGHT_KEYS, normalise_lut, to_input_tensor
+from posedistill.data.loader import MEAN_RGB, STD_RGB, WEIGHT_KEYS, normalise_lut, one_opencv_thread, to_input_tensor
 from posedistill.data.transforms import topdown_affine
 from posedistill.errors import PoseDataError
 from posedistill.layouts import Layout, get_layout, get_mapping
@@ -245,7 +245,11 @@ class ClipDataset(Dataset):
         return out
 
     def __getitem__(self, item: int) -> dict[str, Any]:
-        item = int(item)
+        # one OpenCV thread: the same pixels in any process and worker layout (see posedistill.data.loader)
+        with one_opencv_thread():
+            return self._get(int(item))
+
+    def _get(self, item: int) -> dict[str, Any]:
         if not self.train:
             return self._build(item)
         current = item

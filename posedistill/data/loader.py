@@ -9,6 +9,15 @@ order comes from ``(seed, epoch)`` (``EpochSampler``; torch's ``DistributedSampl
 ``set_epoch(loader, epoch)`` before iterating each epoch (workers are re-created each epoch, so dataset
 attributes set in the main process reach them).
 
+OpenCV threads: OpenCV's multi-threaded ``warpAffine`` / ``blur`` / ``medianBlur`` split the image into stripes
+whose boundaries depend on the thread count and on scheduling, and their output differs by a grey level at a few
+pixels between splits. So every sample is built with OpenCV at one thread, in whichever process builds it:
+DataLoader workers are set to one thread once (``single_thread_opencv``, in the parent before a fork and in
+``worker_init`` for spawned workers), and ``TopDownDataset.__getitem__`` runs under ``one_opencv_thread()``,
+which in the main process (``num_workers=0``) drops OpenCV to one thread for the duration of the sample and then
+restores the caller's setting, so inference code in the same process keeps its threads. The price is nothing
+measurable: a crop is small, and switching the count costs well under a millisecond.
+
 Bad images: in training, a missing / truncated / corrupt image is replaced by another sample drawn
 deterministically; the file is marked bad in shared memory (no worker reads it again) and logged once; the
 replacement is counted in a shared counter (``dataset.skipped``, correct with any ``num_workers``, fork or
@@ -21,7 +30,9 @@ import logging
 import multiprocessing as mp
 import os
 import random
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -190,7 +201,10 @@ class TopDownDataset(Dataset):
             log.warning("skipping a bad training image (replaced by another sample): %s", err)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        index = int(index)
+        with one_opencv_thread():  # the same pixels in any process and worker layout (see the module docstring)
+            return self._get(int(index))
+
+    def _get(self, index: int) -> dict[str, Any]:
         if not self.train:
             return self._build(index, read_image(self.image_path(index)), None, skipped=0)
         i, rng = index, sample_rng(self.seed, self.epoch, index)
@@ -283,7 +297,8 @@ class EpochSampler(Sampler[int]):
 
 
 def single_thread_opencv() -> None:
-    """Run OpenCV single-threaded in this process, before DataLoader workers are forked from it.
+    """Run OpenCV single-threaded in this process: in the parent before DataLoader workers are forked from it, and
+    in each worker (:func:`worker_init`; a no-op in forked ones).
 
     A forked child inherits OpenCV's thread pool in whatever state the parent's pool threads were in (they are not
     copied, their mutexes and condition variables are), and then hangs in ``pthread_cond_destroy`` as soon as it
@@ -294,10 +309,44 @@ def single_thread_opencv() -> None:
         cv2.setNumThreads(1)
 
 
+_cv2_lock = threading.Lock()
+_cv2_depth = 0  # samples being built in this process right now (threads may build several at once)
+_cv2_saved: int | None = None  # the thread count to restore when the last one is done; None: leave it alone
+
+
+@contextmanager
+def one_opencv_thread() -> Iterator[None]:
+    """Run OpenCV at one thread inside the block, then restore the caller's thread count.
+
+    What every process that builds training samples runs them under, so that their pixels do not depend on the
+    thread count (see the module docstring). Nothing is touched when OpenCV is already at one thread (DataLoader
+    workers: a forked worker must not touch the pool it inherited, see :func:`single_thread_opencv`). The count is
+    process-wide, so nested and concurrent blocks share one switch: the first one in lowers it, the last one out
+    restores it; other threads running OpenCV meanwhile run it single-threaded too (slower, never wrong).
+    """
+    global _cv2_depth, _cv2_saved
+    with _cv2_lock:
+        if _cv2_depth == 0:
+            n = cv2.getNumThreads()
+            _cv2_saved = n if n != 1 else None
+            if _cv2_saved is not None:
+                cv2.setNumThreads(1)
+        _cv2_depth += 1
+    try:
+        yield
+    finally:
+        with _cv2_lock:
+            _cv2_depth -= 1
+            if _cv2_depth == 0 and _cv2_saved is not None:
+                cv2.setNumThreads(_cv2_saved)
+                _cv2_saved = None
+
+
 def worker_init(worker_id: int) -> None:
-    """One torch thread per worker (OpenCV is already single-threaded, see :func:`single_thread_opencv`) and
-    seeded global RNGs."""
+    """One torch and one OpenCV thread per worker (a forked worker is already at one OpenCV thread, see
+    :func:`single_thread_opencv`; a spawned one starts at OpenCV's default) and seeded global RNGs."""
     torch.set_num_threads(1)
+    single_thread_opencv()
     seed = torch.initial_seed() % 2**32  # DataLoader derives it from its generator and the worker id
     np.random.seed(seed)
     random.seed(seed)

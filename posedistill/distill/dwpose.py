@@ -19,6 +19,13 @@ The teacher is a posedistill checkpoint folder or an official mmpose / DWPose ``
 the model inside a distiller checkpoint; ``teacher_model`` names the architecture when it cannot be inferred). It
 must use the student's layout and input size (its SimCC bins are compared bin by bin).
 
+**Runtime (black-box) teachers**, stage 1 only: any model the torch-free runtime runs (an ncnn ``.param`` or ONNX
+file with its sidecar, a shipped name such as ``pp-tinypose``; append ``:flip`` or set ``teacher_flip_test`` for
+its flip test). Heatmap teachers are turned into SimCC soft targets over the student's bins
+(:mod:`posedistill.distill.runtime_teacher`); there are no teacher features, so the stage-1 loss is
+``KLDiscretLoss + (1 − e/E)·KDLoss`` (no FeaLoss). The teacher must predict the student's layout; its input size
+may differ (same aspect ratio).
+
 ``method.args`` (see :class:`DWPoseArgs`)::
 
     method:
@@ -42,10 +49,12 @@ from torch import Tensor, nn
 from posedistill.codecs import SimCCCodec, flip_simcc
 from posedistill.distill.base import Method
 from posedistill.distill.losses import FeaLoss, KDLoss, KLDiscretLoss
+from posedistill.distill.runtime_teacher import RuntimeTeacher
 from posedistill.distill.teacher_cache import TeacherCache, cached_forward, teacher_fingerprint
 from posedistill.layouts import Layout, get_layout
 
 CACHE_NAMES = ("feat", "simcc_x", "simcc_y")
+RUNTIME_CACHE_NAMES = ("simcc_x", "simcc_y")  # a runtime teacher: its (converted) logits only
 
 
 @dataclass
@@ -57,6 +66,7 @@ class DWPoseArgs:
     teacher: str | None = None
     teacher_which: str = field(default="student", metadata={"choices": ("student", "teacher", "two_stage")})
     teacher_model: str | None = None  # architecture of a .pth whose weights do not say (RTMPose is inferred)
+    teacher_flip_test: bool = False  # runtime teachers: flip test (same as a ':flip' suffix on the teacher)
     fea_alpha: float = field(default=7e-5, metadata={"min": 0.0})  # stage 1 FeaLoss weight
     kd_weight: float | None = None  # None: 0.1 in stage 1, 1.0 in stage 2
     beta: float = 10.0  # KD temperature multiplier, the student head's KLDiscretLoss beta
@@ -86,7 +96,8 @@ class DWPoseMethod(Method):
         stage: 1 or 2.
         student: stage 1: the student RTMPose. Stage 2: an RTMPose of the teacher's architecture whose head is
             trained; its backbone is replaced by the teacher's (shared, frozen).
-        teacher: the frozen teacher (stage 2: the stage-1 student).
+        teacher: the frozen teacher (stage 2: the stage-1 student), or (stage 1) a
+            :class:`~posedistill.distill.runtime_teacher.RuntimeTeacher` (logits only, no FeaLoss).
         codec: the SimCC codec of the run (decoding for validation).
         layout: keypoint layout (flip test).
         max_epochs: E of the stage-1 decay.
@@ -98,7 +109,7 @@ class DWPoseMethod(Method):
         self,
         stage: int,
         student: nn.Module,
-        teacher: nn.Module,
+        teacher: nn.Module | RuntimeTeacher,
         codec: SimCCCodec,
         layout: Layout | str,
         max_epochs: int,
@@ -117,10 +128,16 @@ class DWPoseMethod(Method):
         self.flip_indices = list(self.layout.flip_indices)
         self.max_epochs = int(max_epochs)
         self.decay = bool(args.decay)
-        self.teacher = freeze(teacher)
+        self.runtime_teacher = teacher if isinstance(teacher, RuntimeTeacher) else None
+        if self.runtime_teacher is not None and stage != 1:
+            raise ValueError("DWPose stage 2 distils the stage-1 student into a new head; a runtime (ncnn / ONNX) "
+                             "teacher can only be a stage-1 teacher")  # fmt: skip
+        self.teacher = teacher if self.runtime_teacher is not None else freeze(teacher)
         self.student = student
         self.cache = cache
         for name, m in (("student", student), ("teacher", teacher)):
+            if m is self.runtime_teacher:
+                continue
             if not hasattr(m, "features") or not hasattr(m, "head_forward"):
                 raise TypeError(f"DWPose {name} must be an RTMPose (features / head_forward), got {type(m).__name__}")
         if self.teacher_bins != self.student_bins:
@@ -130,10 +147,12 @@ class DWPoseMethod(Method):
             )
         kd_weight = args.kd_weight if args.kd_weight is not None else (0.1 if stage == 1 else 1.0)
         self.kd_loss = KDLoss(kd_weight, args.beta)
+        self.fea_loss: FeaLoss | None = None
         if stage == 1:
             self.gt_loss = KLDiscretLoss(args.beta, args.label_softmax, args.label_beta, args.use_target_weight)
-            cs, ct = student.backbone.out_channels[-1], teacher.backbone.out_channels[-1]
-            self.fea_loss = FeaLoss(cs, ct, args.fea_alpha)
+            if self.runtime_teacher is None:
+                cs, ct = student.backbone.out_channels[-1], teacher.backbone.out_channels[-1]
+                self.fea_loss = FeaLoss(cs, ct, args.fea_alpha)
         else:
             # the shipped model is the teacher's backbone + the new head: share the module, so there is one copy
             if type(student.backbone) is not type(teacher.backbone) or (
@@ -150,11 +169,16 @@ class DWPoseMethod(Method):
 
     @property
     def teacher_bins(self) -> tuple[int, int]:
+        if self.runtime_teacher is not None:
+            return self.runtime_teacher.num_bins
         return self.teacher.head.cls_x.out_features, self.teacher.head.cls_y.out_features
 
     # ------------------------------------------------------------------------------------------ modules
     def models(self) -> dict[str, nn.Module]:
+        if self.runtime_teacher is not None:
+            return {"student": self.student}  # the teacher runs outside torch
         if self.stage == 1:
+            assert self.fea_loss is not None
             return {"student": self.student, "teacher": self.teacher, "align": self.fea_loss.align}
         return {"student": self.student, "teacher": self.teacher}
 
@@ -162,11 +186,13 @@ class DWPoseMethod(Method):
         if self.stage == 2:
             return {"head": self.student.head}
         out: dict[str, nn.Module] = {"student": self.student}
-        if any(True for _ in self.fea_loss.align.parameters()):
+        if self.fea_loss is not None and any(True for _ in self.fea_loss.align.parameters()):
             out["align"] = self.fea_loss.align
         return out
 
     def frozen_modules(self) -> dict[str, nn.Module]:
+        if self.runtime_teacher is not None:
+            return {}
         return {"teacher": self.teacher}  # stage 2: includes the shared backbone
 
     # ------------------------------------------------------------------------------------------ losses
@@ -177,14 +203,17 @@ class DWPoseMethod(Method):
         return 1.0 - float(epoch) / float(self.max_epochs)
 
     def _teacher_forward(self, image: Tensor) -> dict[str, Tensor]:
+        if self.runtime_teacher is not None:
+            return self.runtime_teacher(image)
         feat = self.teacher.features(image)[-1]
         x, y = self.teacher.head_forward([feat])
         return {"feat": feat, "simcc_x": x, "simcc_y": y}
 
-    def teacher_outputs(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Detached (last teacher map B×Ct×h×w, x logits B×K×Wx, y logits B×K×Wy), from the cache when it has them."""
+    def teacher_outputs(self, image: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
+        """Detached (last teacher map B×Ct×h×w, x logits B×K×Wx, y logits B×K×Wy), from the cache when it has them.
+        A runtime teacher has no map (None) and gives logits converted from its outputs."""
         out = cached_forward(self.cache, self._teacher_forward, image)
-        return out["feat"], out["simcc_x"], out["simcc_y"]
+        return out.get("feat"), out["simcc_x"], out["simcc_y"]
 
     def distill_terms(
         self,
@@ -197,7 +226,7 @@ class DWPoseMethod(Method):
         """The distillation terms of one batch: ``loss_fea`` (stage 1) and ``loss_kd``, decay applied."""
         factor = self.decay_factor(epoch)
         out = {"loss_kd": factor * self.kd_loss(*student_logits, *teacher_logits)}
-        if self.stage == 1:
+        if self.stage == 1 and self.fea_loss is not None:
             out = {"loss_fea": factor * self.fea_loss(student_feat, teacher_feat), **out}
         return out
 
@@ -262,6 +291,27 @@ def load_teacher(
     return freeze(net), meta
 
 
+def is_runtime_teacher(spec: str) -> bool:
+    """A teacher for the torch-free runtime (ncnn / ONNX file, URL, shipped name, optionally ``:flip``) rather
+    than a checkpoint (folder with meta.json, ``.pth`` / ``.pt`` / ``.ckpt`` / ``.safetensors``)."""
+    from posedistill.infer.estimator import is_checkpoint
+    from posedistill.label.teachers import split_options
+
+    model, _ = split_options(spec)
+    return not is_checkpoint(model)
+
+
+def load_runtime_teacher(args: DWPoseArgs, cfg: Any, codec: SimCCCodec) -> RuntimeTeacher:
+    """The :class:`RuntimeTeacher` of ``method.args.teacher`` (``model[:flip]``) for the config's student."""
+    from posedistill.label.teachers import split_options
+
+    model, options = split_options(str(args.teacher))
+    return RuntimeTeacher(
+        model, cfg.data.layout, tuple(cfg.input_size), split_ratio=codec.split_ratio, beta=args.beta,
+        flip_test=args.teacher_flip_test or options.get("flip", False),
+    )  # fmt: skip
+
+
 def teacher_epochs(meta: dict[str, Any]) -> int | None:
     """Epochs of the run that produced a posedistill checkpoint (None for other checkpoints)."""
     try:
@@ -292,7 +342,8 @@ def from_config(cfg: Any) -> DWPoseMethod:
     if not args.teacher:
         raise ConfigError(
             f"{where}: key 'method.args.teacher': missing; give the teacher checkpoint (a posedistill checkpoint "
-            "folder or an mmpose / DWPose .pth; stage 2: the stage-1 result)"
+            "folder or an mmpose / DWPose .pth; stage 2: the stage-1 result), or for stage 1 a runtime model (ncnn "
+            ".param / ONNX file with its sidecar, or a shipped name such as pp-tinypose)"
         )
     try:
         codec = build_codec(cfg.codec_args())
@@ -301,9 +352,16 @@ def from_config(cfg: Any) -> DWPoseMethod:
     if not isinstance(codec, SimCCCodec):
         raise ConfigError(f"{where}: key 'codec.type': DWPose distils SimCC models; set codec.type: simcc")
     try:
-        teacher, meta = load_teacher(args.teacher, cfg.data.layout, cfg.input_size, args.teacher_which,
-                                     args.teacher_model)  # fmt: skip
-    except (CheckpointError, ValueError) as e:
+        if is_runtime_teacher(args.teacher):
+            if args.stage != 1:
+                raise ValueError("a runtime (ncnn / ONNX) model can only be a stage-1 teacher; stage 2 distils the "
+                                 "stage-1 checkpoint")  # fmt: skip
+            teacher: nn.Module | RuntimeTeacher = load_runtime_teacher(args, cfg, codec)
+            meta: dict[str, Any] = {}
+        else:
+            teacher, meta = load_teacher(args.teacher, cfg.data.layout, cfg.input_size, args.teacher_which,
+                                         args.teacher_model)  # fmt: skip
+    except (CheckpointError, ValueError, ImportError) as e:
         raise ConfigError(f"{where}: key 'method.args.teacher': {e}") from None
 
     if args.stage == 1:
@@ -326,6 +384,10 @@ def from_config(cfg: Any) -> DWPoseMethod:
 
     cache = None
     if args.cache_dir:
-        fp = teacher_fingerprint(teacher, extra=f"dwpose-{CACHE_NAMES}")
-        cache = TeacherCache(Path(args.cache_dir), fp, CACHE_NAMES, args.cache_dtype)
+        if isinstance(teacher, RuntimeTeacher):
+            fp = teacher.fingerprint(extra=f"dwpose-{RUNTIME_CACHE_NAMES}")
+            cache = TeacherCache(Path(args.cache_dir), fp, RUNTIME_CACHE_NAMES, args.cache_dtype)
+        else:
+            fp = teacher_fingerprint(teacher, extra=f"dwpose-{CACHE_NAMES}")
+            cache = TeacherCache(Path(args.cache_dir), fp, CACHE_NAMES, args.cache_dtype)
     return DWPoseMethod(args.stage, student, teacher, codec, cfg.data.layout, cfg.train.epochs, args, cache)

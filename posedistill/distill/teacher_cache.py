@@ -24,6 +24,12 @@ Its price is disk: per sample the last teacher map (C×h/32×w/32) and both SimC
 25 KB in float32 for an RTMPose-m teacher on LSP-14 at 128×96, times samples × epochs. ``float16`` storage halves
 that and rounds every stored value (relative error up to 2^-11 ≈ 4.9e-4).
 
+**Runtime teachers** (an ncnn / ONNX model run outside torch, :mod:`posedistill.distill.runtime_teacher`, e.g.
+PP-TinyPose) go through the same :func:`cached_forward`: what is stored is what the KD loss consumes, their SimCC
+logits (``("simcc_x", "simcc_y")``; a heatmap teacher's already converted to the student's bins), and the file is
+named by :meth:`~posedistill.distill.runtime_teacher.RuntimeTeacher.fingerprint` (the model files' bytes, their
+contract, flip test and the conversion settings). There the cache saves the teacher's forward and the conversion.
+
 Storage: one SQLite file per (teacher, autocast dtype, storage dtype) under the cache folder, one row per sample
 (16-byte key, the arrays' bytes). SQLite commits are atomic, so an interrupted run leaves a valid cache; several
 processes (DDP ranks) may share it.

@@ -144,6 +144,11 @@ def resolve_checkpoint(path: str | Path) -> Path:
     old = p.with_name(f".{p.name}.old")
     if (old / META).is_file():
         return old
+    if p.exists():  # say what it is: "no such checkpoint" for an existing file sends the user looking for typos
+        raise CheckpointError(
+            f"{p}: is a file, not a checkpoint: expected a posedistill checkpoint folder (with {META} and "
+            f"{WEIGHTS}) or an mmpose / DWPose .pth / .pt / .ckpt / .safetensors file"
+        )
     raise CheckpointError(f"{p}: no such checkpoint")
 
 

@@ -138,7 +138,8 @@ class TrainConfig:
 class EvalConfig:
     flip_test: bool = True
     batch_size: int | None = None  # default: train.batch_size
-    metric: str = "auto"  # auto | coco | wholebody | pck ... (posedistill.eval.evaluate_predictions)
+    # posedistill.eval.evaluate_predictions's metrics, checked at load: a typo fails before the evaluation runs
+    metric: str = field(default="auto", metadata={"choices": ("auto", "coco", "pck", "pckh")})
     args: dict[str, Any] = field(default_factory=dict)  # extra evaluate_predictions keyword arguments
 
 
@@ -353,6 +354,8 @@ def _read_yaml(path: Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file; expected a YAML config (configs/*.yaml)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -377,6 +380,20 @@ def parse_override(text: str) -> tuple[str, Any]:
     except yaml.YAMLError as e:
         raise ConfigError(f"--set {text}: value is not valid YAML: {e}") from None
     return key, parsed
+
+
+def _new_prefixes(data: dict, key: str) -> list[str]:
+    """The dotted prefixes of ``key`` (``a``, ``a.b``, ...) that ``data`` does not hold yet."""
+    parts = key.split(".")
+    node: Any = data
+    for i, p in enumerate(parts):
+        if isinstance(node, dict) and node.get(p) is not None:
+            node = node[p]
+        elif isinstance(node, list) and p.isdigit() and int(p) < len(node):
+            node = node[int(p)]
+        else:
+            return [".".join(parts[: j + 1]) for j in range(i, len(parts))]
+    return []
 
 
 def _apply_override(data: dict, key: str, value: Any, label: str) -> None:
@@ -442,7 +459,10 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     for text in overrides:
         key, value = parse_override(text)
         label = f"--set {text}"
+        new = _new_prefixes(data, key)
         _apply_override(data, key, value, label)
+        for prefix in new:  # keys the override created (a misspelt section) are blamed on it, not on the file
+            origins.by_key[prefix] = label
         origins.by_key[key] = label
         origins.record(value, label, key)
     cfg = config_from_dict(data, str(path), origins)

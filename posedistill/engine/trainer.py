@@ -36,15 +36,18 @@ from posedistill.data.loader import build_loader, set_epoch
 from posedistill.distill.base import Method
 from posedistill.engine import distributed as dist_utils
 from posedistill.engine.checkpoint import CheckpointError, load_training_state, resolve_checkpoint, save_checkpoint
+from posedistill.engine.collapse import COLLAPSE_RATIO, spread_ratio
 from posedistill.engine.config import Config, save_config
 from posedistill.engine.ema import ExpMomentumEMA
-from posedistill.engine.evaluation import batch_to_device, evaluate, scalar_metrics
+from posedistill.engine.evaluation import batch_to_device, check_metric, evaluate, scalar_metrics
 from posedistill.engine.metrics_log import MetricsLog
 from posedistill.engine.optim import build_optimizer
 from posedistill.engine.schedule import LRSchedule
 
 # metrics where smaller is better when picking the best checkpoint
 LOWER_IS_BETTER = ("epe", "nme", "mpjpe", "loss")
+# validation entries left off the console line (all of them are in metrics.jsonl)
+_NOT_SHOWN = ("eval_time", "num_instances", "num_results")
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -197,6 +200,9 @@ class Trainer:
         self._warned_best = False
         self.log = MetricsLog(self.work_dir / "metrics.jsonl", tensorboard=t.tensorboard, enabled=self.is_main)
         self._t_start = time.perf_counter()
+        if val_set is not None:  # a metric that cannot score the data fails now, not after the first epoch
+            val = val_instances if val_instances is not None else getattr(val_set, "instances", [])
+            check_metric(cfg.eval.metric, val, getattr(cfg, "source", "<config>"))
 
     # ------------------------------------------------------------------------------------------ utilities
     def say(self, text: str) -> None:
@@ -414,9 +420,33 @@ class Trainer:
         if bar is not None:
             bar.close()
         summary = {k: v / max(n_epoch, 1) for k, v in epoch_sums.items()}
+        spread = self._prediction_spread(batch) if self.iters_per_epoch else float("nan")
+        if math.isfinite(spread):
+            summary["pred_spread"] = spread
+            if spread < COLLAPSE_RATIO:
+                self.say(
+                    f"warning: epoch {epoch + 1}: the predictions' spread across the last batch is {spread:.2f}x the "
+                    "ground truth's: the model outputs nearly the same pose for every person (collapse to the mean "
+                    "pose). Check the learning rate, the augmentation strength and the schedule (docs/learning.md)."
+                )
         summary["epoch_time"] = time.perf_counter() - t_epoch
         summary["lr"] = self.optimizer.param_groups[0]["lr"]
         return summary
+
+    @torch.no_grad()
+    def _prediction_spread(self, batch: dict[str, Any]) -> float:
+        """Spread of the predictions across ``batch`` over the targets' (:mod:`posedistill.engine.collapse`);
+        nan for batches that are not top-down person crops (video clips) or without labelled joints."""
+        kp, vis = batch.get("keypoints"), batch.get("visibility")
+        if not isinstance(kp, torch.Tensor) or kp.ndim != 3 or not isinstance(vis, torch.Tensor):
+            return float("nan")
+        self.method.eval()  # BN running statistics must not see this extra forward
+        try:
+            pred, _ = self.method.predict(batch)
+        finally:
+            self.method.train()
+        size = tuple(batch["image"].shape[-1:-3:-1])  # (w, h)
+        return spread_ratio(np.asarray(pred), kp.cpu().numpy(), vis.cpu().numpy() > 0, size)
 
     def fit(self, resume: str | Path | bool | None = None) -> dict[str, Any]:
         """Train from scratch or resume (``True``: from ``work_dir/last`` when it exists; a path: from there).
@@ -453,7 +483,14 @@ class Trainer:
             new_best = False
             do_val = self.val_set is not None and (epoch_done % t.val_interval == 0 or epoch_done == t.epochs)
             if do_val:
-                metrics = self.validate(epoch)
+                try:
+                    metrics = self.validate(epoch)
+                except (Exception, KeyboardInterrupt):
+                    # keep the epoch's training: 'last' without this validation's metrics, then fail
+                    if self.world == 1:
+                        self.save(epoch_done, self.last_metrics, False)
+                        self.say(f"validation failed; epoch {epoch_done}'s weights are in {self.work_dir / 'last'}")
+                    raise
                 self.last_metrics = metrics
                 key = self._best_key(metrics)
                 if key is not None and self._is_better(key, metrics[key]):
@@ -461,7 +498,8 @@ class Trainer:
                     new_best = True
                 self.log.write({"type": "val", "epoch": epoch, "global_iter": self.global_iter, **metrics,
                                 "best": self.best["value"], "best_metric": self.best["metric"]})  # fmt: skip
-                shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "eval_time")
+                # the headline numbers only: per-part / per-joint values go to metrics.jsonl
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if "/" not in k and k not in _NOT_SHOWN)
                 if key is not None:
                     shown += f" (best {key} {self.best['value']:.4g} at epoch {self.best['epoch']})"
                 self.say(f"  val epoch {epoch_done}: {shown}")

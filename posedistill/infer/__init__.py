@@ -3,7 +3,7 @@
 ::
 
     from posedistill.infer import PoseEstimator, Wholebody
-    est = PoseEstimator()                 # the shipped whole-body RTMPose-t (models/), offline
+    est = PoseEstimator()                 # the shipped whole-body RTMPose-t + RTMDet-nano person detector (models/)
     est = PoseEstimator("model.onnx", detector="yolox_m.zip")
     res = est(image_bgr)                  # PoseResult: keypoints (N, K, 2) image pixels, scores, boxes, track ids
 
@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "PoseModelInfo": "onnx_model",
     "ModelContractError": "onnx_model",
     "YOLOXDetector": "detector",
+    "PersonDetector": "detector",
     "resolve_model": "hub",
     "ModelDownloadError": "hub",
     "Wholebody": "presets",
@@ -49,6 +50,8 @@ _EXPORTS: dict[str, str] = {
     "OnnxVideoPoseEstimator": "dkd_estimator",
     "default_model": "defaults",
     "DEFAULT_MODEL_DIR": "defaults",
+    "default_detector": "defaults",
+    "load_detector": "defaults",
     "export_onnx": "export",
     "export_checkpoint": "export",
     "export_dkd_onnx": "export",

@@ -27,58 +27,23 @@ The module itself is torch-free; only :meth:`DKDPoseEstimator.from_checkpoint` i
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+# dkd_files / dkd_tracks / image_input hold what estimator.py and video_estimator.py share with this module
+# (no import cycle); the names stay importable from here.
+from posedistill.infer.dkd_files import dkd_onnx_role as dkd_onnx_role
+from posedistill.infer.dkd_files import is_dkd_checkpoint as is_dkd_checkpoint
+from posedistill.infer.dkd_tracks import EstimatorStats, TrackPose, drop_lost_tracks, track_boxes
+from posedistill.infer.image_input import as_bgr
 from posedistill.infer.results import PoseResult
 
 Detector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 MATCH_METHODS = ("hungarian", "greedy")
-
-
-# ------------------------------------------------------------------------------------------------ detection
-def is_dkd_checkpoint(path: str | Path) -> bool:
-    """A posedistill checkpoint folder (or a file in it) whose model is a DKD network. Reads ``meta.json`` only
-    (no torch)."""
-    if isinstance(path, str) and "://" in path:
-        return False
-    p = Path(path)
-    meta = p / "meta.json" if p.is_dir() else p.with_name("meta.json") if p.is_file() else None
-    if meta is None or not meta.is_file():
-        return False
-    try:
-        doc = json.loads(meta.read_text(encoding="utf-8"))
-        return doc["model"]["build_args"]["name"] == "dkd"
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def dkd_onnx_role(path: str | Path) -> str | None:
-    """``"init"`` / ``"step"`` for a graph of an exported DKD pair (its ``posedistill`` metadata), else None.
-
-    Only files that have their partner next to them (``x.onnx`` with ``x_step.onnx``, or the other way round)
-    are opened, so this costs nothing for ordinary ONNX files."""
-    p = Path(path)
-    if p.suffix != ".onnx" or not p.is_file():
-        return None
-    partner = p.with_name(f"{p.stem[: -len('_step')]}{p.suffix}") if p.stem.endswith("_step") else None
-    if not p.with_name(f"{p.stem}_step{p.suffix}").is_file() and (partner is None or not partner.is_file()):
-        return None
-    info = _onnx_dkd_info(p)
-    return None if info is None else str(info.get("role"))
-
-
-def _onnx_dkd_info(path: Path) -> dict[str, Any] | None:
-    from posedistill.infer.onnx_model import make_session, read_metadata
-
-    meta = read_metadata(make_session(path, threads=1), path) or {}
-    dkd = meta.get("dkd")
-    return dkd if isinstance(dkd, dict) else None
 
 
 # ------------------------------------------------------------------------------------------------ association
@@ -255,8 +220,6 @@ class DKDPoseEstimator:
 
         ``boxes``: (N, 4) xyxy; None: the detector's, or the whole frame. Returns keypoints (N, K, 2) in image
         pixels, scores (N, K) (heatmap maxima), the boxes and the track keys as ``track_ids``."""
-        from posedistill.infer.estimator import as_bgr
-
         image = as_bgr(image)
         h, w = image.shape[:2]
         if boxes is None and self.detector is not None:
@@ -301,26 +264,6 @@ class OnnxTrackState:
     heatmaps: np.ndarray  # K×h×w
     since_init: int
     last_frame: int
-
-
-@dataclass
-class TrackPose:
-    """One person in one frame: keypoints (K, 2) in image pixels, scores (K,) (heatmap maxima), the box it was
-    cropped from, and whether the initializer produced it. Shared by the torch and ONNX runners."""
-
-    track_id: Any
-    keypoints: np.ndarray
-    scores: np.ndarray
-    bbox: np.ndarray
-    initialised: bool
-
-
-@dataclass
-class EstimatorStats:
-    person_frames: int = 0
-    initialised: int = 0  # tracks started or re-initialised on schedule
-    redone: int = 0  # steps redone by the initializer after a confidence drop
-    frames: int = 0
 
 
 class OnnxVideoPoseEstimator:
@@ -460,31 +403,3 @@ class OnnxVideoPoseEstimator:
         drop_lost_tracks(self.states, {tid for tid, _ in people}, self.frame, self.max_missing)
         self.frame += 1
         return out
-
-
-def drop_lost_tracks(states: dict[Any, Any], seen: set[Any], frame: int, max_missing: int) -> None:
-    """Forget (in place) the tracks absent from ``frame`` whose last update is more than ``max_missing`` frames
-    old; shared by the torch and ONNX runners (their states have a ``last_frame``)."""
-    for tid in [t for t, st in states.items() if t not in seen and frame - st.last_frame > max_missing]:
-        del states[tid]
-
-
-def track_boxes(boxes_or_tracks: Any) -> list[tuple[Any, np.ndarray]]:
-    """(track id, box) pairs from a {track_id: box} mapping or an (N, 4) array (id = row); shared by the torch
-    (:class:`~posedistill.infer.video_estimator.VideoPoseEstimator`) and ONNX runners."""
-    if isinstance(boxes_or_tracks, Mapping):
-        items = list(boxes_or_tracks.items())
-    else:
-        arr = np.asarray(boxes_or_tracks, dtype=np.float64)
-        if arr.size == 0:
-            return []
-        if arr.ndim != 2 or arr.shape[1] < 4:
-            raise ValueError(f"boxes must be (N, 4) (or a {{track_id: box}} mapping), got {arr.shape}")
-        items = list(enumerate(arr[:, :4]))
-    out = []
-    for tid, box in items:
-        b = np.asarray(box, dtype=np.float64).reshape(-1)[:4]
-        if b.size != 4 or not np.isfinite(b).all():
-            raise ValueError(f"track {tid!r}: the box must be 4 finite numbers, got {box!r}")
-        out.append((tid, b))
-    return out

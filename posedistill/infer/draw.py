@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from posedistill.infer.keypoint_sets import WB_FACE, WB_LHAND, WB_RHAND, openpose18, to_wholebody
 from posedistill.layouts import get_layout
 
 if TYPE_CHECKING:
@@ -147,8 +148,6 @@ def draw_openpose(
     layout mappable to COCO), face and hands are drawn for layouts mappable to COCO-WholeBody. Order as in the
     DWPose annotator: all limbs (dimmed), all body points, then hands, then faces.
     """
-    from posedistill.infer.results import _WB_FACE, _WB_LHAND, _WB_RHAND, _wholebody, openpose18
-
     keypoints, scores = np.asarray(keypoints), np.asarray(scores)
     if include_body:
         try:
@@ -174,12 +173,12 @@ def draw_openpose(
             for k, v in zip(body_k, vis):
                 if v[j]:
                     cv2.circle(image, _pt(k[j]), OPENPOSE_POINT_RADIUS, bgr(OPENPOSE_COLORS[j]), -1)
-    wb = _wholebody(keypoints, scores, layout) if (include_face or include_hands) else None
+    wb = to_wholebody(keypoints, scores, layout) if (include_face or include_hands) else None
     if wb is None:
         return image
     wk, ws = wb
     if include_hands:
-        for part in (_WB_LHAND, _WB_RHAND):
+        for part in (WB_LHAND, WB_RHAND):
             for k, s in zip(wk[:, part], ws[:, part]):
                 v = _visible(k, s, kpt_thr, image.shape)
                 for (a, b), color in zip(HAND_EDGES, HAND_EDGE_COLORS):
@@ -188,7 +187,7 @@ def draw_openpose(
                 for j in np.flatnonzero(v):
                     cv2.circle(image, _pt(k[j]), OPENPOSE_POINT_RADIUS, bgr(HAND_POINT_COLOR), -1)
     if include_face:
-        for k, s in zip(wk[:, _WB_FACE], ws[:, _WB_FACE]):
+        for k, s in zip(wk[:, WB_FACE], ws[:, WB_FACE]):
             for j in np.flatnonzero(_visible(k, s, kpt_thr, image.shape)):
                 cv2.circle(image, _pt(k[j]), FACE_POINT_RADIUS, bgr(FACE_POINT_COLOR), -1)
     return image

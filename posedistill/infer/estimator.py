@@ -5,7 +5,7 @@ for ONNX models.
 
     from posedistill.infer import PoseEstimator
     est = PoseEstimator("rtmpose-m.onnx")                        # or a URL / mmdeploy zip / checkpoint folder
-    res = est(image_bgr, boxes=np.array([[x1, y1, x2, y2], ...]))  # boxes=None: detector, else the whole frame
+    res = est(image_bgr, boxes=np.array([[x1, y1, x2, y2], ...]))  # boxes=None: the person detector
     res.keypoints  # (N, K, 2) original-image pixels;  res.scores (N, K)
 
 Per frame: boxes (given, from the detector, or the whole image) → mmpose's top-down pre-processing
@@ -26,6 +26,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from posedistill.codecs import build_codec, flip_heatmaps, flip_simcc
+
+# dkd_files and image_input are shared with dkd_estimator.py, which builds on this module (no import cycle);
+# as_bgr stays importable from here.
+from posedistill.infer.dkd_files import dkd_onnx_role, is_dkd_checkpoint
+from posedistill.infer.image_input import as_bgr as as_bgr
 from posedistill.infer.onnx_model import (
     LAYOUT_BY_K,
     OnnxPoseModel,
@@ -164,10 +169,10 @@ def load_pose_model(
     progress: bool = True,
     workers: int | None = None,
 ) -> PoseModel:
-    """An ONNX file / URL / SDK zip → :class:`OnnxPoseModel`; a checkpoint → :class:`TorchPoseModel`; a ready
+    """An ONNX file / URL / SDK zip → :class:`OnnxPoseModel`; an ncnn ``.param`` / ``.bin`` (with a sidecar) →
+    :class:`~posedistill.infer.ncnn_model.NcnnPoseModel`; a shipped model's name (``pp-tinypose``,
+    :data:`posedistill.infer.named_models.NAMED_MODELS`) → its file; a checkpoint → :class:`TorchPoseModel`; a ready
     :class:`PoseModel` is returned as it is."""
-    from posedistill.infer.dkd_estimator import dkd_onnx_role, is_dkd_checkpoint
-
     if hasattr(model, "run") and hasattr(model, "info"):
         return model  # type: ignore[return-value]
     if is_checkpoint(model):  # type: ignore[arg-type]
@@ -186,28 +191,16 @@ def load_pose_model(
             f"{path} is the tracked-frame graph of an exported DKD model; run the pair with posedistill.infer."
             "dkd_estimator.DKDPoseEstimator.from_onnx (`posedistill infer --model` picks it)"
         )
+    from posedistill.infer.ncnn_model import NcnnPoseModel, is_ncnn_model
+
+    if is_ncnn_model(path):  # .param / .bin pair, contract from its sidecar
+        return NcnnPoseModel(path, layout=layout, threads=threads)
     if providers is None and device.startswith("cuda"):
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return OnnxPoseModel(path, layout=layout, threads=threads, providers=providers, workers=workers)
 
 
 Detector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-def as_bgr(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 BGR as it is; grey (H, W) / (H, W, 1) and BGRA (H, W, 4) uint8 images are converted."""
-    import cv2
-
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image.shape}")
-    return image
 
 
 class PoseEstimator:
@@ -217,9 +210,10 @@ class PoseEstimator:
         model: pose model: ONNX path, URL or mmdeploy SDK zip (official RTMPose / DWPose files work as they are),
             a posedistill checkpoint folder or mmpose ``.pth`` (needs torch), or a :class:`PoseModel`. None: the
             shipped whole-body RTMPose-t (:mod:`posedistill.infer.defaults`).
-        detector: person detector: a YOLOX ONNX path / URL / zip (:class:`~posedistill.infer.detector.
-            YOLOXDetector`) or any callable ``image -> (boxes (N, 4) xyxy, scores (N,))``. None: boxes passed to
-            the call, else the whole frame.
+        detector: person detector for calls without boxes: ``"default"`` (the shipped RTMDet-nano,
+            :func:`posedistill.infer.defaults.default_detector`, loaded on first use), a YOLOX / RTMDet ONNX path /
+            folder / URL / zip (:class:`~posedistill.infer.detector.PersonDetector`) or any callable ``image ->
+            (boxes (N, 4) xyxy, scores (N,))``. None (or ``"none"``): the whole frame is one person.
         layout: keypoint layout name when the model does not say (ONNX files without metadata with an unusual K).
         flip_test: average the outputs of each crop and its mirror image (mmpose's test-time flip; doubles the
             work). Off by default, as in mmdeploy / rtmlib and the published latencies.
@@ -227,7 +221,8 @@ class PoseEstimator:
         threads: onnxruntime intra-op threads (default: all cores of this process).
         providers: explicit onnxruntime execution providers.
         sha256, cache_dir, progress: download options for URLs (see :func:`posedistill.infer.hub.resolve_model`).
-        det_score_thr, det_nms_thr: YOLOX thresholds when ``detector`` is a path.
+        det_score_thr, det_nms_thr: detector thresholds when ``detector`` is a path or ``"default"`` (mmpose's demo:
+            score > 0.3, NMS IoU 0.3).
         workers: 1 (default): all crops of a frame in one onnxruntime call; > 1: shard them over that many
             single-threaded sessions (see :class:`OnnxPoseModel`).
     """
@@ -235,7 +230,7 @@ class PoseEstimator:
     def __init__(
         self,
         model: str | Path | PoseModel | None = None,
-        detector: str | Path | Detector | None = None,
+        detector: str | Path | Detector | None = "default",
         *,
         layout: str | None = None,
         flip_test: bool = False,
@@ -246,7 +241,7 @@ class PoseEstimator:
         cache_dir: str | Path | None = None,
         progress: bool = True,
         det_score_thr: float = 0.3,
-        det_nms_thr: float = 0.45,
+        det_nms_thr: float = 0.3,
         workers: int | None = None,
     ) -> None:
         if model is None:
@@ -258,18 +253,34 @@ class PoseEstimator:
         self.flip_test = bool(flip_test)
         self.codec = build_codec(self.info.codec)
         self._lut = normalise_lut(self.info.mean, self.info.std)
-        if detector is None or callable(detector):
-            self.detector = detector
-        else:
-            from posedistill.infer.detector import YOLOXDetector
+        self._det_args: dict[str, Any] = {
+            "score_thr": det_score_thr, "nms_thr": det_nms_thr, "threads": threads, "providers": providers,
+            "cache_dir": cache_dir, "progress": progress,
+        }  # fmt: skip
+        if isinstance(detector, str) and detector.lower() == "none":
+            detector = None
+        self._detector = detector
+        if detector is not None and not callable(detector) and str(detector).lower() != "default":
+            self._detector = self.detector  # an explicit file: load it now, so that a bad one fails here
 
-            self.detector = YOLOXDetector(
-                detector, score_thr=det_score_thr, nms_thr=det_nms_thr, threads=threads, providers=providers,
-                cache_dir=cache_dir, progress=progress,
-            )  # fmt: skip
+    @property
+    def detector(self) -> Detector | None:
+        """The person detector (the shipped default is loaded on first use), or None: the whole frame."""
+        if self._detector is not None and not callable(self._detector):
+            from posedistill.infer.defaults import default_detector
+            from posedistill.infer.detector import PersonDetector
+
+            spec = self._detector
+            path = default_detector() if str(spec).lower() == "default" else spec
+            self._detector = PersonDetector(path, **self._det_args)
+        return self._detector
+
+    @detector.setter
+    def detector(self, value: Detector | None) -> None:
+        self._detector = value
 
     def __repr__(self) -> str:
-        return f"PoseEstimator(model={self.model!r}, detector={self.detector!r}, flip_test={self.flip_test})"
+        return f"PoseEstimator(model={self.model!r}, detector={self._detector!r}, flip_test={self.flip_test})"
 
     @property
     def layout(self) -> str:

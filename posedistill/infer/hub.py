@@ -3,6 +3,8 @@
 ``resolve_model(path_or_url)`` returns a local file:
 
 - a local ``.onnx`` (or any file) is returned as it is;
+- the name of a model shipped in the repository's ``models/`` (``pp-tinypose``,
+  :data:`posedistill.infer.named_models.NAMED_MODELS`) is its file there (a local path of that name wins);
 - an ``http(s)://`` / ``file://`` URL is downloaded once into ``<cache>/hub/`` (``~/.cache/posedistill`` by
   default, or ``$POSEDISTILL_CACHE``): streamed to a temporary file next to the target, checked, then renamed, so
   an interrupted download never leaves a file that looks complete;
@@ -196,7 +198,15 @@ def resolve_model(
     else:
         local = Path(path_or_url).expanduser()
         if not local.exists():
-            raise ModelDownloadError(local, "no such file (give a local path or an http(s):// URL)")
+            from posedistill.infer.named_models import NAMED_MODELS, named_model
+
+            named = named_model(str(path_or_url))
+            if named is None:
+                raise ModelDownloadError(
+                    local, f"no such file (give a local path, an http(s):// URL or a shipped model's name: "
+                    f"{', '.join(sorted(NAMED_MODELS))})"
+                )  # fmt: skip
+            local = Path(named)
         if local.is_file():
             _check_sha(local, sha256, str(local))
     if local.is_file() and zipfile.is_zipfile(local):

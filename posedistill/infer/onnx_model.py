@@ -5,12 +5,17 @@ The contract is the one of the official RTMPose / DWPose ONNX files that rtmlib 
 - one input (named ``input`` by mmdeploy), N×3×H×W float32: the RGB crop, normalised **outside** the graph with
   mean (123.675, 116.28, 103.53) and std (58.395, 57.12, 57.375);
 - SimCC models: outputs ``simcc_x`` N×K×(W·r) and ``simcc_y`` N×K×(H·r) (r = split ratio, 2 for RTMPose);
-- heatmap models (posedistill export): one output ``heatmaps`` N×K×H'×W'.
+- heatmap models (posedistill export, or any top-down heatmap network): one output ``heatmaps`` N×K×H'×W' (or
+  the only rank-4 output), decoded with argmax + DARK (mmpose's / PaddleDetection's test setting) unless the
+  metadata says otherwise.
 
 Files written by ``posedistill export`` also carry a JSON ``metadata_props`` entry ``posedistill`` (layout, input
 size, codec, normalisation, build arguments). For files without it, the input size comes from the graph, K from
 the output shape (17 → coco, 133 → coco_wholebody, 26 → halpe26, …) and the split ratio from W·r / W; an
 mmdeploy SDK ``pipeline.json`` next to the file, when present, supplies the normalisation and box padding.
+
+A file without metadata may come with a sidecar (:mod:`posedistill.infer.sidecar`: next to it, or shipped under
+``models/sidecars/``), which then supplies names, input size, colour order, normalisation, layout and decoder.
 
 A file that breaks the contract raises :class:`ModelContractError`, which names the file and what was expected.
 Batch axis: symbolic (``--dynamic-batch`` exports) → one call for all crops; fixed (official files are batch 1)
@@ -184,7 +189,8 @@ def resolve_layout(path: str | Path, num_keypoints: int, layout: str | None) -> 
     if name is None:
         known = ", ".join(f"{k} → {v}" for k, v in sorted(LAYOUT_BY_K.items()))
         raise ModelContractError(
-            path, f"the model predicts {num_keypoints} keypoints and names no layout; pass layout=... (known "
+            path, f"the model predicts {num_keypoints} keypoints and names no layout; give it with --layout NAME "
+            f"(layout=NAME in Python; known "
             f"defaults: {known})"
         )  # fmt: skip
     try:
@@ -202,6 +208,12 @@ def inspect_pose_session(session: Any, path: str | Path, layout: str | None = No
     """Check a session's inputs / outputs against the pose-model contract and describe the model."""
     path = str(path)
     meta = read_metadata(session, path) or {}
+    if not meta:  # a file that does not describe itself: a sidecar, when there is one, does
+        from posedistill.infer.sidecar import sidecar_for
+
+        sc = sidecar_for(path, kind="pose")
+        if sc is not None:
+            return info_from_sidecar(session, path, sc, layout)
     inputs = session.get_inputs()
     outputs = session.get_outputs()
     got_in = ", ".join(f"{i.name} {i.shape} {i.type}" for i in inputs)
@@ -288,7 +300,8 @@ def inspect_pose_session(session: Any, path: str | Path, layout: str | None = No
             hh, hw = _dim(o.shape[2]), _dim(o.shape[3])
             if hh is None or hw is None:
                 raise ModelContractError(path, f"heatmap output {o.name!r} has a symbolic size {o.shape}")
-            codec = {"type": "heatmap", "input_size": [w, h], "heatmap_size": [hw, hh], "sigma": 2.0}
+            # decoded as mmpose / PaddleDetection test heatmap models: argmax + DARK (σ 2 → blur kernel 11)
+            codec = {"type": "heatmap", "input_size": [w, h], "heatmap_size": [hw, hh], "sigma": 2.0, "unbiased": True}
         if codec.get("type") != "heatmap":
             raise ModelContractError(path, f"heatmap output but the metadata codec is {codec.get('type')!r}")
         output_names = (o.name,)
@@ -316,6 +329,53 @@ def inspect_pose_session(session: Any, path: str | Path, layout: str | None = No
         batch_size=n,
         flip_indices=flip,
         metadata=meta,
+    )
+
+
+def info_from_sidecar(session: Any, path: str | Path, sc: Any, layout: str | None = None) -> PoseModelInfo:
+    """Describe an ONNX pose model from its sidecar (:class:`posedistill.infer.sidecar.ModelSidecar`): the names
+    must exist in the graph, a static input size must equal the sidecar's, and one dry run at that size must give
+    the outputs the sidecar describes."""
+    from posedistill.infer.sidecar import SidecarError, check_names, check_pose_outputs
+
+    if sc.format != "onnx":
+        raise SidecarError(sc.path, f"format is {sc.format!r}, but {path} is an ONNX model", field="format")
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = [o.name for o in session.get_outputs()]
+    check_names(sc, list(inputs), outputs, path)
+    inp = inputs[sc.input_names[0]]
+    n, _, h, w = (_dim(d) for d in inp.shape) if len(inp.shape) == 4 else (None, None, None, None)
+    if (w, h) != (None, None) and (w, h) != tuple(sc.input_size):
+        raise SidecarError(
+            sc.path, f"input size (w, h) = {tuple(sc.input_size)}, but {path} takes {inp.shape} (N×C×H×W)",
+            field="input_size",
+        )  # fmt: skip
+    sw, sh = sc.input_size
+    dry = np.zeros((n or 1, 3, sh, sw), np.float32)
+    try:
+        outs = session.run(list(sc.output_names), {inp.name: dry})
+    except Exception as e:  # onnxruntime's errors for a wrong shape are plain exceptions
+        raise SidecarError(sc.path, f"a dry run of {path} at the sidecar's input size failed: {e}",
+                           field="input_size") from None  # fmt: skip
+    shapes = [o.shape[1:] for o in outs]
+    k = check_pose_outputs(sc, shapes, path)
+    layout_name, flip = resolve_layout(path, k, layout or sc.layout)
+    return PoseModelInfo(
+        path=str(path),
+        kind=str(sc.output_kind),
+        input_name=inp.name,
+        output_names=tuple(sc.output_names),
+        input_size=(int(sw), int(sh)),
+        num_keypoints=k,
+        layout=layout_name,
+        codec=sc.codec_config(shapes),
+        mean=sc.mean or (0.0, 0.0, 0.0),
+        std=sc.std or (1.0, 1.0, 1.0),
+        to_rgb=sc.to_rgb,
+        padding=sc.bbox_padding,
+        batch_size=n,
+        flip_indices=flip,
+        metadata={},
     )
 
 

@@ -2,12 +2,13 @@
 
 :class:`PosePipeline` processes one frame at a time and keeps the state a video needs (tracks, filters, the
 previous frame's people). The pose estimator and the detector are plain objects with these call signatures, so any
-implementation (``posedistill.infer.estimator.PoseEstimator``, ``posedistill.infer.detector.YOLOXDetector``, a
+implementation (``posedistill.infer.estimator.PoseEstimator``, ``posedistill.infer.detector.PersonDetector``, a
 test double) fits:
 
-- ``estimator(image_bgr, boxes=None | (N, 4) xyxy float32) -> PoseResult``; ``boxes=None`` means "the whole image
-  is one person". An optional ``estimator.layout`` (name) lets the pipeline return empty results without calling
-  the model when there is nobody. An optional ``estimator.reset()`` is called at the start of every video: this is
+- ``estimator(image_bgr, boxes=None | (N, 4) xyxy float32) -> PoseResult``; ``boxes=None`` means "find the people
+  yourself" (the estimator's own detector, or the whole image as one person when it has none). An optional
+  ``estimator.layout`` (name) lets the pipeline return empty results without calling the model when there is
+  nobody. An optional ``estimator.reset()`` is called at the start of every video: this is
   the extension point for temporal models (DKD runs in its temporal mode and keeps per-clip state there); one with
   ``estimator.temporal = True`` is called on frames without people too, so that its tracks age.
 - ``detector(image_bgr) -> (boxes (N, 4) xyxy, scores (N,))``.
@@ -189,8 +190,9 @@ class OutputOptions:
     out_dir: annotated images (``<name>.jpg``) and videos (``<source name>.mp4``) go here (None: none are drawn).
     json_path: the JSON file (coco / mmpose) or folder (openpose); None: no JSON.
     json_format: ``"mmpose"``, ``"coco"`` or ``"openpose"``.
-    image_ids: COCO ``image_id`` per frame name (image file stem), e.g. from a ground-truth file's ``images``
-        (:func:`image_ids_from_coco`); frames not in it fall back to the numeric stem / frame index.
+    image_ids: COCO ``image_id`` per image file name (``139.jpg``), e.g. from a ground-truth file's ``images``
+        (:func:`image_ids_from_coco`); a frame whose file is not in it is an error (an id guessed from its name
+        could belong to another image). Without it, ids come from numeric file stems, else the frame index.
     The drawing options are those of :meth:`PoseResult.plot`; ``include_face`` / ``include_hands`` / ``face_70``
     also apply to the OpenPose JSON data.
     """
@@ -210,8 +212,9 @@ class OutputOptions:
 
 
 def image_ids_from_coco(path: str | Path) -> dict[str, int]:
-    """{file stem: image id} from the ``images`` of a COCO annotation file, so that COCO results written for its
-    images carry the right ``image_id``."""
+    """{file name: image id} from the ``images`` of a COCO annotation file (``file_name`` without its folders,
+    extension kept: ``x.jpg`` and ``x.png`` are different images), so that COCO results written for its images
+    carry the right ``image_id``."""
     import json
 
     from posedistill.errors import PoseDataError
@@ -219,7 +222,7 @@ def image_ids_from_coco(path: str | Path) -> dict[str, int]:
     try:
         with open(path, encoding="utf-8") as f:
             images = json.load(f)["images"]
-        return {Path(im["file_name"]).stem: im["id"] for im in images}
+        return {Path(im["file_name"]).name: im["id"] for im in images}
     except (OSError, ValueError) as e:
         raise PoseDataError(path, f"cannot read a COCO annotation file: {e}") from None
     except (KeyError, TypeError) as e:
@@ -233,6 +236,7 @@ class RunSummary:
     seconds: float = 0.0
     interrupted: bool = False
     outputs: dict[str, Path] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # unreadable images of a folder / glob, left out
 
 
 def run(
@@ -247,7 +251,8 @@ def run(
 
     ``on_frame(frame, result)`` is called after each frame. KeyboardInterrupt (Ctrl-C, or SIGTERM under
     :func:`sigterm_as_keyboard_interrupt`) stops the run: the outputs are closed with the frames done and the
-    summary says ``interrupted``; other exceptions close the outputs the same way and propagate.
+    summary says ``interrupted``; other exceptions close the outputs the same way and propagate, except that an
+    error before the first frame writes no JSON at all (an empty file would pass for a result).
     """
     from tqdm import tqdm
 
@@ -277,13 +282,17 @@ def run(
     if total is not None and max_frames is not None:
         total = min(total, max_frames)
     bar = tqdm(total=total, unit="frame", desc=source.name, disable=not progress, dynamic_ncols=True)
+    paths = getattr(source, "paths", None)
     start = time.perf_counter()
+    failed = False
     try:
         for frame, result in pipeline.stream(source, max_frames):
             if isinstance(json_writer, OpenPoseWriter):
                 json_writer.add(result, frame.name)
             elif json_writer is not None:
-                image_id = options.image_ids.get(frame.name) if options.image_ids else None
+                image_id = None
+                if options.image_ids is not None:
+                    image_id = _given_image_id(options.image_ids, frame, paths)
                 json_writer.add(result, name=frame.name, image_id=image_id)
             if options.out_dir is not None:
                 drawn = result.plot(
@@ -303,21 +312,43 @@ def run(
             if on_frame is not None:
                 on_frame(frame, result)
             bar.update(1)
+        # a video's frame count is the container's estimate: the bar ends at the frames there were
+        if not bar.disable and bar.total is not None and bar.n != bar.total:
+            bar.total = bar.n
+            bar.refresh()
     except KeyboardInterrupt:
         summary.interrupted = True
+    except BaseException:
+        failed = True
+        raise
     finally:
         summary.seconds = time.perf_counter() - start
+        summary.skipped = list(getattr(source, "skipped", []))
         bar.close()
         source.close()
         errors = []
         for w in writers:
             try:
-                w.close()
+                if failed and summary.frames == 0 and hasattr(w, "discard"):
+                    w.discard()
+                else:
+                    w.close()
             except Exception as e:  # close every writer even if one fails
                 errors.append(e)
-        if errors:
+        if errors and not failed:
             raise errors[0]
     return summary
+
+
+def _given_image_id(image_ids: dict[str, Any], frame: Frame, paths: list | None) -> Any:
+    """The ``image_id`` of ``frame`` in ``image_ids`` (by its file name); never guessed from the name."""
+    from posedistill.errors import PoseDataError
+
+    name = Path(paths[frame.frame_id]).name if paths is not None else frame.name
+    if name not in image_ids:
+        raise PoseDataError(name, "not among the images of the --image-ids file; its results would get another "
+                            "image's id")  # fmt: skip
+    return image_ids[name]
 
 
 @contextlib.contextmanager

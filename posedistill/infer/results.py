@@ -21,21 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from posedistill.layouts import get_layout, get_mapping
+# These moved to keypoint_sets.py (shared with draw.py); re-exported under their old names.
+from posedistill.infer.keypoint_sets import OPENPOSE18_FROM_COCO as OPENPOSE18_FROM_COCO
+from posedistill.infer.keypoint_sets import OPENPOSE18_NAMES as OPENPOSE18_NAMES
+from posedistill.infer.keypoint_sets import WB_FACE as _WB_FACE
+from posedistill.infer.keypoint_sets import WB_LHAND as _WB_LHAND
+from posedistill.infer.keypoint_sets import WB_RHAND as _WB_RHAND
+from posedistill.infer.keypoint_sets import openpose18 as openpose18
+from posedistill.infer.keypoint_sets import to_layout as to_layout
+from posedistill.infer.keypoint_sets import to_wholebody as _wholebody
+from posedistill.layouts import get_layout
 
-# OpenPose-18 body order built from COCO-17 indices; -1 is the neck (mean of the shoulders).
-# nose, neck, r-shoulder, r-elbow, r-wrist, l-shoulder, l-elbow, l-wrist, r-hip, r-knee, r-ankle,
-# l-hip, l-knee, l-ankle, r-eye, l-eye, r-ear, l-ear
-OPENPOSE18_FROM_COCO: tuple[int, ...] = (0, -1, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3)
-OPENPOSE18_NAMES: tuple[str, ...] = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
-    "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "right_eye", "left_eye", "right_ear", "left_ear",
-)  # fmt: skip
-# COCO-WholeBody ranges (face 68 iBUG points, hands in OpenPose's own hand order: root, thumb..pinky x 4)
-_WB_FACE = slice(23, 91)
-_WB_LHAND = slice(91, 112)
-_WB_RHAND = slice(112, 133)
 # COCO-WholeBody splits as xtcocotools / CocoWholeBodyMetric read them
 _WB_COCO_SPLITS = (
     ("keypoints", slice(0, 17)),
@@ -54,39 +50,6 @@ def _round(a: np.ndarray) -> list:
 def _interleave(xy: np.ndarray, s: np.ndarray) -> list[float]:
     """(K, 2), (K,) -> flat [x, y, s] * K as rounded Python floats."""
     return _round(np.concatenate([xy, s[:, None]], axis=1).reshape(-1))
-
-
-def to_layout(keypoints: np.ndarray, scores: np.ndarray, src: str, dst: str) -> tuple[np.ndarray, np.ndarray]:
-    """Re-express (N, K, 2) keypoints and (N, K) scores of layout ``src`` in layout ``dst``; joints ``src`` lacks get
-    coordinates 0 and score 0. Raises KeyError when no mapping exists."""
-    kpts, sc, _ = get_mapping(src, dst).apply(keypoints, scores)
-    return kpts, sc
-
-
-def openpose18(keypoints: np.ndarray, scores: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray]:
-    """(N, K, 2), (N, K) in ``layout`` -> OpenPose-18 body (N, 18, 2), (N, 18).
-
-    The neck is the mean of the two shoulders; its score is the lower of the two shoulder scores (a design choice:
-    the neck is only as certain as its least certain shoulder; peers differ, some take the product).
-    """
-    kpts, sc = to_layout(keypoints, scores, layout, "coco") if layout != "coco" else (keypoints, scores)
-    idx = np.asarray(OPENPOSE18_FROM_COCO)
-    safe = np.where(idx < 0, 0, idx)
-    out_k = kpts[:, safe].astype(np.float32).copy()
-    out_s = sc[:, safe].astype(np.float32).copy()
-    out_k[:, 1] = 0.5 * (kpts[:, 5] + kpts[:, 6])
-    out_s[:, 1] = np.minimum(sc[:, 5], sc[:, 6])
-    return out_k, out_s
-
-
-def _wholebody(keypoints: np.ndarray, scores: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """The same people in COCO-WholeBody-133, or None when ``layout`` has no face/hands to map."""
-    if layout == "coco_wholebody":
-        return keypoints, scores
-    try:
-        return to_layout(keypoints, scores, layout, "coco_wholebody")
-    except KeyError:
-        return None
 
 
 @dataclass
@@ -203,14 +166,19 @@ class PoseResult:
         mean = np.where(n_valid > 0, (self.scores * valid).sum(axis=1) / np.maximum(n_valid, 1), 0.0)
         return (self.box_scores * mean).astype(np.float32)
 
-    def to_coco(self, image_id: int | str, category_id: int = 1, kpt_score_thr: float = 0.2) -> list[dict[str, Any]]:
-        """COCO keypoint results, one dict per person: ``image_id``, ``category_id``, flat ``keypoints``
-        [x, y, score] * 17, ``bbox`` [x, y, w, h], ``score`` (see :meth:`instance_scores`) and ``track_id``.
+    def to_coco(
+        self, image_id: int | str | None = None, category_id: int = 1, kpt_score_thr: float = 0.2
+    ) -> list[dict[str, Any]]:
+        """COCO keypoint results, one dict per person: ``image_id`` (default: the frame index, 0 for a lone image),
+        ``category_id``, flat ``keypoints`` [x, y, score] * 17, ``bbox`` [x, y, w, h], ``score`` (see
+        :meth:`instance_scores`) and ``track_id``.
 
         Whole-body layouts are split as xtcocotools / CocoWholeBodyMetric expect: ``keypoints`` (17),
         ``foot_kpts`` (6), ``face_kpts`` (68), ``lefthand_kpts`` (21), ``righthand_kpts`` (21). Other layouts put all
         their keypoints in ``keypoints``.
         """
+        if image_id is None:
+            image_id = 0 if self.frame_id is None else int(self.frame_id)
         person_scores = self.instance_scores(kpt_score_thr)
         splits = _WB_COCO_SPLITS if self.layout == "coco_wholebody" else (("keypoints", slice(None)),)
         xywh = self.xywh

@@ -5,19 +5,23 @@ numpy arrays.
 ``(frame_id, name, image_bgr, timestamp)``:
 
 - ``frame_id``: 0, 1, 2, ... in reading order;
-- ``name``: the image file stem, or ``<video stem>_<frame_id:06d>`` for video frames (used for output files);
+- ``name``: the image file stem (the file name when stems collide: ``x.jpg`` and ``x.png`` in one folder), or
+  ``<video stem>_<frame_id:06d>`` for video frames; unique within a source (used for output files);
 - ``image_bgr``: (H, W, 3) uint8 BGR;
 - ``timestamp``: seconds since the start for videos (``frame_id / fps``) and webcams (wall clock), None for images.
 
 Problems are reported as :class:`posedistill.errors.PoseDataError` naming the file: a path that does not exist, a
 glob that matches nothing, a folder without images, an unreadable image, a video OpenCV cannot open or that has no
 frame. Videos are checked when opened (the first frame is read ahead), so a bad video fails before any output is
-written. Folders and globs yield images only, in natural order (``2.jpg`` before ``10.jpg``). Torch-free.
+written. Folders and globs yield images only, in natural order (``2.jpg`` before ``10.jpg``); an unreadable image
+among them is skipped with a warning (listed in ``source.skipped``; ``frame_id`` stays the image's index), as
+training skips bad images, and only a folder with no readable image at all is an error. Torch-free.
 """
 
 from __future__ import annotations
 
 import glob as globlib
+import logging
 import math
 import os
 import re
@@ -36,6 +40,8 @@ IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp
 VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif"})
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://")
 
+log = logging.getLogger(__name__)
+
 
 class Frame(NamedTuple):
     frame_id: int
@@ -49,12 +55,29 @@ def _natural_key(path: Path) -> list:
 
 
 def _unique_names(paths: Sequence[Path]) -> list[str]:
-    """File stems, or paths relative to the common folder (with '/' -> '_') when stems collide."""
-    stems = [p.stem for p in paths]
-    if len(set(stems)) == len(stems):
-        return stems
+    """One distinct name per path, for output files: the file stems; where stems collide, the path relative to
+    the common folder with '/' -> '_', without its extension, or with it when that still collides (``x.jpg``,
+    ``x.png``); a number is appended to whatever still collides."""
+    names = [p.stem for p in paths]
+    if len(set(names)) == len(names):
+        return names
     root = Path(os.path.commonpath([str(p.parent.resolve()) for p in paths]))
-    return [str(p.resolve().relative_to(root).with_suffix("")).replace(os.sep, "_") for p in paths]
+    rel = [str(p.resolve().relative_to(root)).replace(os.sep, "_") for p in paths]
+    names = [str(Path(r).with_suffix("")) if Path(r).suffix else r for r in rel]
+    counts: dict[str, int] = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    names = [r if counts[n] > 1 else n for n, r in zip(names, rel)]
+    seen: set[str] = set()
+    out = []
+    for n in names:
+        unique, k = n, 1
+        while unique in seen:
+            k += 1
+            unique = f"{n}_{k}"
+        seen.add(unique)
+        out.append(unique)
+    return out
 
 
 class Source:
@@ -78,21 +101,38 @@ class Source:
 
 
 class ImageSource(Source):
-    """Images read one by one (an image file, a folder or a glob)."""
+    """Images read one by one (an image file, a folder or a glob). ``skip_bad`` (default: when there is more than
+    one image) skips an unreadable image with a warning and records it in ``skipped``, else it raises."""
 
-    def __init__(self, paths: Sequence[Path], kind: str, name: str, fps: float | None = None) -> None:
+    def __init__(
+        self, paths: Sequence[Path], kind: str, name: str, fps: float | None = None, skip_bad: bool | None = None
+    ) -> None:
         self.paths = list(paths)
         self.names = _unique_names(self.paths)
         self.kind = kind
         self.name = name
         self.fps = fps
+        self.skip_bad = len(self.paths) > 1 if skip_bad is None else bool(skip_bad)
+        self.skipped: list[str] = []
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __iter__(self) -> Iterator[Frame]:
+        self.skipped = []
         for i, (path, name) in enumerate(zip(self.paths, self.names)):
-            yield Frame(i, name, read_image(path), None)
+            try:
+                image = read_image(path)
+            except PoseDataError as e:
+                if not self.skip_bad:
+                    raise
+                log.warning("skipping an unreadable image: %s", e)
+                self.skipped.append(str(path))
+                continue
+            yield Frame(i, name, image, None)
+        if self.paths and len(self.skipped) == len(self.paths):
+            where = Path(self.paths[0]).parent if self.kind == "folder" else self.name
+            raise PoseDataError(where, f"none of the {len(self.paths)} images could be read (see the warnings)")
 
 
 class ArraySource(Source):

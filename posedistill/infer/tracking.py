@@ -213,7 +213,9 @@ class PoseTracker:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         n = len(boxes)
         if keypoints is not None:
-            keypoints = np.asarray(keypoints, dtype=np.float64).reshape(n, -1, 2)
+            keypoints = np.asarray(keypoints, dtype=np.float64)
+            if keypoints.ndim != 3:  # (N, K, 2) as it is: reshape(0, -1, 2) fails on frames without people
+                keypoints = keypoints.reshape(n, -1, 2)
             scores = np.ones(keypoints.shape[:2]) if scores is None else np.asarray(scores, dtype=np.float64)
         sigmas = self.sigmas
         if sigmas is None and keypoints is not None:

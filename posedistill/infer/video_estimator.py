@@ -29,7 +29,7 @@ from torch import Tensor
 from posedistill.codecs import HeatmapCodec
 from posedistill.data.loader import MEAN_RGB, STD_RGB, normalise_lut, to_input_tensor
 from posedistill.data.transforms import bbox_xywh_to_cs, crop_to_image, topdown_affine
-from posedistill.infer.dkd_estimator import EstimatorStats, TrackPose, drop_lost_tracks, track_boxes
+from posedistill.infer.dkd_tracks import EstimatorStats, TrackPose, drop_lost_tracks, track_boxes
 from posedistill.models.dkd import DKDNet, build_dkd, heatmap_confidence
 
 Box = Sequence[float] | np.ndarray

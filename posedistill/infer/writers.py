@@ -31,7 +31,7 @@ from typing import Any, Literal, TypeVar
 import cv2
 import numpy as np
 
-from posedistill.fileio import atomic_open, atomic_write_json, atomic_write_with
+from posedistill.fileio import atomic_open, atomic_write_json, atomic_write_with, file_mode
 from posedistill.infer.results import PoseResult
 from posedistill.layouts import get_layout
 
@@ -138,6 +138,10 @@ class JsonResultWriter(_Closing):
         self._closed = True
         self.flush()
 
+    def discard(self) -> None:
+        """Close without writing anything more (a run that failed before its first frame: no file at all)."""
+        self._closed = True
+
 
 class OpenPoseWriter(_Closing):
     """One OpenPose JSON per frame: ``<folder>/<name>_keypoints.json``, each written atomically.
@@ -153,8 +157,7 @@ class OpenPoseWriter(_Closing):
         face_70: bool = False,
         kpt_thr: float | None = None,
     ) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = Path(folder)  # created with the first frame: a run that fails before leaves nothing
         self.options: dict[str, Any] = dict(
             include_face=include_face, include_hands=include_hands, face_70=face_70, kpt_thr=kpt_thr
         )
@@ -215,6 +218,7 @@ class VideoWriter(_Closing):
         writer.release()
         assert self._tmp is not None
         try:
+            os.chmod(self._tmp, file_mode())  # mkstemp made it 0o600; a video is an ordinary file
             os.replace(self._tmp, self.path)
         except BaseException:
             with contextlib.suppress(OSError):

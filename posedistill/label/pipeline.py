@@ -52,6 +52,7 @@ class LabelJob:
     source_ids: the people's ids in the source annotations (None for whole-image people).
     image: the pixels when already in memory (video frames), else read from ``image_path``.
     extra: more image fields (``video_id``, ``frame_id``, ``source_id``).
+    instances: the source Instances of the boxes (their ground truth, for teachers with ``uses_ground_truth``).
     """
 
     image_path: Path
@@ -60,6 +61,7 @@ class LabelJob:
     source_ids: list[Any] = field(default_factory=list)
     image: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    instances: list[Any] = field(default_factory=list)
 
 
 def is_annotation_file(path: str | Path) -> bool:
@@ -107,6 +109,7 @@ def jobs_from_annotations(people: Iterable[Any], whole_image: bool = False) -> l
         if not whole_image:
             job.boxes = np.concatenate([job.boxes, np.asarray(inst.bbox, np.float32).reshape(1, 4)])
             job.source_ids.append(inst.instance_id)
+            job.instances.append(inst)
     return list(by_image.values())
 
 
@@ -144,7 +147,8 @@ def jobs_from_source(
             continue
         boxes = np.stack([np.asarray(p.bbox, np.float32) for p in people])
         image_id = _image_id(people[0].image_id, number)
-        yield LabelJob(path, image_id, boxes, [p.instance_id for p in people], image=image, extra=extra)
+        yield LabelJob(path, image_id, boxes, [p.instance_id for p in people], image=image, extra=extra,
+                       instances=list(people))  # fmt: skip
 
 
 @dataclass
@@ -196,7 +200,10 @@ def label(
             h, w = image.shape[:2]
             boxes = np.array([[0, 0, w, h]], np.float32) if job.boxes is None else job.boxes
             t = time.perf_counter()
-            out = teacher(image, xyxy(boxes))
+            if getattr(teacher, "uses_ground_truth", False):  # an ensemble with 'gt': the people's annotations
+                out = teacher(image, xyxy(boxes), ground_truth=job.instances or None)  # type: ignore[call-arg]
+            else:
+                out = teacher(image, xyxy(boxes))
             run.teacher_seconds += time.perf_counter() - t
             run.images.append({"id": job.image_id, "file_name": str(job.image_path), "width": w, "height": h,
                                **job.extra})  # fmt: skip

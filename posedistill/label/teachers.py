@@ -5,107 +5,69 @@ Every teacher has ``name`` (for the log and the output's ``info``) and is called
 (N, 133) in [0, 1] and labelled (N, 133) bool, one row per box in the order given. Points a teacher does not
 give are unlabelled (``labelled`` False, keypoint (0, 0), score 0), and so are points outside the image.
 
-- :class:`PoseModelTeacher`: a posedistill checkpoint folder / mmpose ``.pth`` (needs torch) or an ONNX pose model
-  in the rtmlib contract, run top-down on each box by :class:`posedistill.infer.PoseEstimator`; its layout is
+- :class:`PoseModelTeacher`: a posedistill checkpoint folder / mmpose ``.pth`` (needs torch), an ONNX pose model
+  (rtmlib SimCC contract, or a heatmap model), an ncnn ``.param`` / ``.bin`` with its sidecar, or a shipped model
+  by name (``pp-tinypose``), run top-down on each box by :class:`posedistill.infer.PoseEstimator`; its layout is
   mapped onto COCO-WholeBody (a body-only layout fills the 17 body points, or those it has).
 - :class:`MediaPipeTeacher`: MediaPipe Holistic on a crop around each box (the ``mediapipe`` extra, in its own
   environment: see ``docs/label.md``).
+- :class:`~posedistill.label.ensemble.EnsembleTeacher`: each body part from the teacher best at it, ground truth
+  first where the dataset has it (``body=pp-tinypose:flip,feet+face+hands=mediapipe,gt``).
 
-:func:`load_teacher` picks one from the ``--teacher`` argument. Torch-free unless the teacher is a checkpoint.
+:func:`load_teacher` picks one from the ``--teacher`` argument: a name or path, optionally followed by ``:flip``
+(that teacher's flip test), or an ensemble spec (a string with ``part=teacher`` entries, or a YAML / JSON file).
+Torch-free unless the teacher is a checkpoint.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from posedistill.label.mediapipe_map import NUM_WHOLEBODY, holistic_to_wholebody
-from posedistill.layouts import get_layout, get_mapping
+from posedistill.label.mediapipe_map import holistic_to_wholebody
+from posedistill.label.teacher_output import WHOLEBODY, Teacher, TeacherOutput, inside_image, to_wholebody
+from posedistill.layouts import get_layout
 
-WHOLEBODY = "coco_wholebody"
+__all__ = [
+    "WHOLEBODY",
+    "MediaPipeTeacher",
+    "PoseModelTeacher",
+    "Teacher",
+    "TeacherOutput",
+    "inside_image",
+    "load_single_teacher",
+    "load_teacher",
+    "split_options",
+    "to_wholebody",
+]
 # Padding of the MediaPipe crop around a person box: the top-down models' (mmpose's) 1.25.
 CROP_PADDING = 1.25
 MEDIAPIPE_INSTALL_HELP = (
-    "MediaPipe is not installed in this environment. It needs numpy<2, so give it an environment of its own: "
-    "python3 -m venv /work/mpenv && /work/mpenv/bin/pip install -e '.[mediapipe]' (from the posedistill "
-    "checkout; or pip install 'posedistill[mediapipe]'), then run /work/mpenv/bin/posedistill label ... "
-    "(see docs/label.md)"
+    "MediaPipe is not installed in this environment. It needs numpy<2, so it gets an environment of its own: "
+    "run `make mediapipe-env` in the posedistill checkout (it creates .venv-mediapipe), then "
+    ".venv-mediapipe/bin/posedistill label ... (outside a checkout: pip install 'posedistill[mediapipe]' in a "
+    "separate virtual environment; see docs/label.md)"
 )
 TEACHER_HELP = (
-    "'mediapipe' (MediaPipe Holistic, the mediapipe extra), a posedistill checkpoint folder (with meta.json) or an "
-    "mmpose .pth file (needs torch), or an ONNX pose model (.onnx file or URL) in the rtmlib contract"
+    "'mediapipe' (MediaPipe Holistic, the mediapipe extra), a shipped model's name (pp-tinypose), a posedistill "
+    "checkpoint folder (with meta.json) or an mmpose .pth file (needs torch), an ONNX pose model (.onnx file or URL, "
+    "SimCC or heatmap), an ncnn .param / .bin with its sidecar, each optionally followed by ':flip'; or an ensemble "
+    "'body=pp-tinypose:flip,feet+face+hands=mediapipe,gt' (or a .yaml / .json file with one; docs/label.md)"
 )
-
-
-@dataclass
-class TeacherOutput:
-    """Pseudo labels for the N boxes of one image.
-
-    keypoints: (N, 133, 2) float32, 0-based image pixels, (0, 0) where unlabelled
-    scores:    (N, 133) float32 in [0, 1], the teacher's confidence, 0 where unlabelled
-    labelled:  (N, 133) bool
-    """
-
-    keypoints: np.ndarray
-    scores: np.ndarray
-    labelled: np.ndarray
-
-    @classmethod
-    def empty(cls, n: int = 0) -> TeacherOutput:
-        return cls(
-            np.zeros((n, NUM_WHOLEBODY, 2), np.float32),
-            np.zeros((n, NUM_WHOLEBODY), np.float32),
-            np.zeros((n, NUM_WHOLEBODY), bool),
-        )
-
-
-class Teacher(Protocol):
-    name: str
-
-    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> TeacherOutput: ...
-
-
-def inside_image(keypoints: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """(..., 2) 0-based pixel coordinates -> (...) bool: within the image's pixels, [-0.5, W - 0.5) x
-    [-0.5, H - 0.5), and finite."""
-    w, h = image_size
-    x, y = keypoints[..., 0], keypoints[..., 1]
-    return np.isfinite(x) & np.isfinite(y) & (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
-
-
-def to_wholebody(keypoints: np.ndarray, scores: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(N, K, 2), (N, K) of ``layout`` -> (N, 133, 2), (N, 133) and the defined mask (133,) bool.
-
-    Layouts with a mapping onto COCO-WholeBody (itself, Halpe-136, MediaPipe pose) use it; the others go through
-    COCO-17 (COCO, OCHuman, CrowdPose, MPII, LSP, ...: the body points they share), leaving feet, face and hands
-    undefined. Raises ValueError naming the layouts that work when there is no way."""
-    try:
-        return get_mapping(layout, WHOLEBODY).apply(keypoints, scores)
-    except KeyError:
-        pass
-    try:
-        body_kp, body_sc, body_def = get_mapping(layout, "coco").apply(keypoints, scores)
-    except KeyError:
-        raise ValueError(
-            f"the teacher's keypoint layout {layout!r} maps neither onto COCO-WholeBody nor onto COCO-17 "
-            "(posedistill.layouts.MAPPINGS); use a teacher with one of those layouts"
-        ) from None
-    n = keypoints.shape[0]
-    kp = np.zeros((n, NUM_WHOLEBODY, 2), keypoints.dtype)
-    sc = np.zeros((n, NUM_WHOLEBODY), scores.dtype)
-    defined = np.zeros(NUM_WHOLEBODY, bool)
-    kp[:, :17], sc[:, :17], defined[:17] = body_kp, body_sc, body_def
-    return kp, sc, defined
+MEDIAPIPE_NAMES = ("mediapipe", "mediapipe-holistic", "holistic")
+# ``spec:option`` suffixes of a single teacher
+OPTIONS = ("flip",)
+MODEL_SUFFIXES = (".onnx", ".zip", ".param", ".bin")
 
 
 class PoseModelTeacher:
-    """A posedistill / mmpose checkpoint or an ONNX pose model, top-down on the given boxes.
+    """A posedistill / mmpose checkpoint, an ONNX or ncnn pose model, top-down on the given boxes.
 
     Args:
-        model: checkpoint folder, ``.pth`` file, ``.onnx`` file or URL (see :func:`posedistill.infer.load_pose_model`).
+        model: checkpoint folder, ``.pth`` file, ``.onnx`` file or URL, ncnn ``.param`` / ``.bin``, or a shipped
+            model's name (see :func:`posedistill.infer.load_pose_model`).
         threads: onnxruntime intra-op threads (1 by default: labelling is a background job).
         flip_test: average each crop with its mirror image.
         layout: the model's layout when the file does not say.
@@ -123,7 +85,8 @@ class PoseModelTeacher:
         # fail now, not after the first image, when the layout cannot be expressed in COCO-WholeBody
         k = get_layout(self.layout).num_keypoints
         _, _, self.defined = to_wholebody(np.zeros((1, k, 2), np.float32), np.zeros((1, k), np.float32), self.layout)
-        self.name = f"{Path(str(model)).name} ({self.layout}, {int(self.defined.sum())} of 133 points)"
+        flip = ", flip test" if flip_test else ""
+        self.name = f"{Path(str(model)).name} ({self.layout}, {int(self.defined.sum())} of 133 points{flip})"
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray) -> TeacherOutput:
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
@@ -207,20 +170,60 @@ class MediaPipeTeacher:
             close()
 
 
-def load_teacher(spec: str, threads: int | None = 1, flip_test: bool = False, layout: str | None = None) -> Teacher:
-    """The teacher named by ``spec``: ``mediapipe``, a checkpoint (folder with meta.json or ``.pth`` / ``.pt`` /
-    ``.safetensors`` file), or an ONNX model (``.onnx`` file, ``.zip`` mmdeploy SDK or URL). Raises ValueError
-    naming what is expected for anything else, ImportError when mediapipe (or torch, for a checkpoint) is
-    missing."""
-    from posedistill.infer.estimator import is_checkpoint
+def split_options(spec: str) -> tuple[str, dict[str, bool]]:
+    """``"pp-tinypose:flip"`` → (``"pp-tinypose"``, ``{"flip": True}``): trailing ``:option`` suffixes among
+    :data:`OPTIONS` are options, anything else is part of the name (URLs and paths keep their colons)."""
+    options: dict[str, bool] = {}
+    model = spec.strip()
+    while ":" in model:
+        head, tail = model.rsplit(":", 1)
+        if tail.strip().lower() not in OPTIONS:
+            break
+        options[tail.strip().lower()] = True
+        model = head.strip()
+    return model, options
 
-    if spec.lower() in ("mediapipe", "mediapipe-holistic", "holistic"):
+
+def is_model_spec(model: str) -> bool:
+    """A model file, URL or shipped name that :class:`PoseModelTeacher` runs."""
+    from posedistill.infer.estimator import is_checkpoint
+    from posedistill.infer.named_models import NAMED_MODELS
+
+    path = Path(model)
+    if "://" in model or model.lower() in NAMED_MODELS:
+        return True
+    return is_checkpoint(path) or (path.is_file() and path.suffix.lower() in MODEL_SUFFIXES)
+
+
+def load_single_teacher(
+    spec: str, threads: int | None = 1, flip_test: bool = False, layout: str | None = None
+) -> Teacher:
+    """One teacher (no ensemble): ``mediapipe`` or a model (:func:`is_model_spec`), optionally ``:flip``."""
+    model, options = split_options(spec)
+    if model.lower() in MEDIAPIPE_NAMES:
+        if options:
+            raise ValueError(f"--teacher {spec}: MediaPipe takes no options (':flip' is for pose models)")
         return MediaPipeTeacher()
-    path = Path(spec)
-    is_url = "://" in spec
-    if is_url or is_checkpoint(path) or (path.is_file() and path.suffix.lower() in (".onnx", ".zip")):
-        return PoseModelTeacher(spec, threads=threads, flip_test=flip_test, layout=layout)
+    if is_model_spec(model):
+        return PoseModelTeacher(model, threads=threads, flip_test=flip_test or options.get("flip", False),
+                                layout=layout)  # fmt: skip
+    path = Path(model)
     if path.exists():
         what = "a folder without meta.json" if path.is_dir() else f"a {path.suffix or 'suffix-less'} file"
         raise ValueError(f"--teacher {spec}: {what} is not a teacher; expected {TEACHER_HELP}")
     raise ValueError(f"--teacher {spec}: no such file or folder, and not a teacher name; expected {TEACHER_HELP}")
+
+
+def load_teacher(spec: str, threads: int | None = 1, flip_test: bool = False, layout: str | None = None) -> Teacher:
+    """The teacher named by ``spec``: ``mediapipe``; a shipped model's name (``pp-tinypose``); a checkpoint
+    (folder with meta.json or ``.pth`` / ``.pt`` / ``.safetensors`` file); an ONNX model (``.onnx`` file, ``.zip``
+    mmdeploy SDK or URL); an ncnn ``.param`` / ``.bin``; each optionally followed by ``:flip``. Or an ensemble by
+    part (:mod:`posedistill.label.ensemble`): a spec string with ``part=teacher`` entries, or a ``.yaml`` / ``.yml``
+    / ``.json`` file holding one. ``flip_test`` and ``layout`` apply to every pose-model teacher. Raises ValueError
+    naming what is expected for anything else, ImportError when mediapipe (or torch, for a checkpoint, or ncnn) is
+    missing."""
+    from posedistill.label.ensemble import is_ensemble_spec, load_ensemble
+
+    if is_ensemble_spec(spec):
+        return load_ensemble(spec, lambda s: load_single_teacher(s, threads, flip_test, layout))
+    return load_single_teacher(spec, threads, flip_test, layout)

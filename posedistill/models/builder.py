@@ -16,63 +16,30 @@ rebuilds it (what a checkpoint's meta.json stores).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
 from torch import nn
 
-from posedistill.models.cspnext import CSPNEXT_SIZES, CSPNeXt
-from posedistill.models.heatmap_head import HeatmapHead
-from posedistill.models.heatmap_model import TopdownHeatmapModel
-from posedistill.models.hourglass import StackedHourglass
-from posedistill.models.resnet import RESNET_DEPTHS, ResNet
-from posedistill.models.rtmpose import RTMPose
+from posedistill.models.base_models import BASE_MODEL_BUILDERS, build_from
+from posedistill.models.dkd import build_dkd
+from posedistill.models.multibranch import build_multibranch
 
-
-def _rtmpose(size: str, num_keypoints: int, input_size: Sequence[int], **kw: Any) -> nn.Module:
-    return RTMPose(size, num_keypoints, input_size, **kw)
-
-
-def _heatmap_head_kw(kw: dict[str, Any]) -> dict[str, Any]:
-    return {k: kw.pop(k) for k in ("deconv_out_channels", "deconv_kernel_sizes") if k in kw}
-
-
-def _simplebaseline(depth: int, num_keypoints: int, input_size: Sequence[int], **kw: Any) -> nn.Module:
-    head_kw = _heatmap_head_kw(kw)
-    backbone = ResNet(depth, **kw)
-    return TopdownHeatmapModel(backbone, HeatmapHead(backbone.out_channels[-1], num_keypoints, **head_kw))
-
-
-def _cspnext_heatmap(size: str, num_keypoints: int, input_size: Sequence[int], **kw: Any) -> nn.Module:
-    head_kw = _heatmap_head_kw(kw)
-    deepen, widen = CSPNEXT_SIZES[size]
-    backbone = CSPNeXt(deepen, widen, **kw)
-    return TopdownHeatmapModel(backbone, HeatmapHead(backbone.out_channels[-1], num_keypoints, **head_kw))
-
-
-def _hourglass(num_stacks: int, num_keypoints: int, input_size: Sequence[int], **kw: Any) -> nn.Module:
-    return StackedHourglass(num_stacks, num_keypoints, **kw)
+# builder is the top of the models layer: the base architectures live in base_models.py, which the composite
+# networks below (multibranch.py, dkd.py) build on, so importing those two here makes no cycle.
 
 
 def _multibranch(num_keypoints: int, input_size: Sequence[int], **kw: Any) -> nn.Module:
-    # OKDHP's multi-branch training network; imported here because multibranch.py builds on this module
-    from posedistill.models.multibranch import build_multibranch
-
+    # OKDHP's multi-branch training network
     return build_multibranch(num_keypoints=num_keypoints, input_size=input_size, **kw)
 
 
 def _dkd(num_keypoints: int, input_size: Sequence[int], **kw: Any) -> nn.Module:
-    # DKD's video network (initializer + encoder + kernel distillator); lazy for the same reason
-    from posedistill.models.dkd import build_dkd
-
+    # DKD's video network (initializer + encoder + kernel distillator)
     return build_dkd(num_keypoints, input_size, **kw)
 
 
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
-    **{f"rtmpose-{s}": partial(_rtmpose, s) for s in CSPNEXT_SIZES},
-    **{f"simplebaseline-res{d}": partial(_simplebaseline, d) for d in RESNET_DEPTHS},
-    **{f"cspnext-{s}-heatmap": partial(_cspnext_heatmap, s) for s in CSPNEXT_SIZES},
-    **{f"hourglass-{n}stack": partial(_hourglass, n) for n in range(1, 9)},
+    **BASE_MODEL_BUILDERS,
     "multibranch": _multibranch,
     "dkd": _dkd,
 }
@@ -85,24 +52,6 @@ def model_names() -> list[str]:
     return sorted(MODEL_BUILDERS)
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, tuple | list):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if v is None or isinstance(v, bool | int | float | str):
-        return v
-    raise TypeError(f"build_model keyword values must be JSON-serialisable, got {type(v).__name__}")
-
-
 def build_model(name: str, num_keypoints: int = 17, input_size: Sequence[int] = (192, 256), **kw: Any) -> nn.Module:
     """Build a randomly initialised model by name (nothing is downloaded). ``input_size`` is (w, h)."""
-    if name not in MODEL_BUILDERS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
-    if len(input_size) != 2 or min(int(s) for s in input_size) < 1:
-        raise ValueError(f"input_size must be (w, h) with positive sizes, got {tuple(input_size)}")
-    input_size = (int(input_size[0]), int(input_size[1]))
-    build_args = _jsonable({"name": name, "num_keypoints": num_keypoints, "input_size": input_size, **kw})
-    model = MODEL_BUILDERS[name](num_keypoints=num_keypoints, input_size=input_size, **kw)
-    model.build_args = build_args
-    return model
+    return build_from(MODEL_BUILDERS, name, num_keypoints, input_size, **kw)

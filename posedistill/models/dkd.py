@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from posedistill.models.builder import build_model
+from posedistill.models.base_models import build_base_model
 from posedistill.models.complexity import count_flops
 from posedistill.models.heatmap_model import TopdownHeatmapModel
 
@@ -419,7 +419,7 @@ def _as_heatmap_model(spec: dict[str, Any], num_keypoints: int, input_size: Sequ
     if name.startswith("rtmpose-"):
         raise ValueError(f"{what} must be a heatmap model (simplebaseline-*, cspnext-*-heatmap, hourglass-*), "
                          f"got the SimCC model {name!r}")  # fmt: skip
-    return build_model(name, num_keypoints, input_size, **spec)
+    return build_base_model(name, num_keypoints, input_size, **spec)
 
 
 def build_dkd(

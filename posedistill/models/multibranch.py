@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from posedistill.models.builder import build_model
+from posedistill.models.base_models import build_base_model
 from posedistill.models.fau import FAU, aggregate
 from posedistill.models.hourglass import HourglassStack, StackedHourglass
 
@@ -254,7 +254,7 @@ class MultiBranchHeatmapModel(nn.Module):
     def _build(self, spec: dict[str, Any], init: Callable[[nn.Module], None] | None) -> nn.Module:
         kw = {k: v for k, v in spec.items() if k != "name"}
         try:
-            model = build_model(spec["name"], self.num_keypoints, input_size=self.input_size, **kw)
+            model = build_base_model(spec["name"], self.num_keypoints, input_size=self.input_size, **kw)
         except TypeError as e:  # keywords of the base model that another family does not take
             raise ValueError(f"cannot build {spec}: {e}") from None
         if init is not None:
@@ -324,7 +324,7 @@ class MultiBranchHeatmapModel(nn.Module):
             raise ValueError(f"branch {b} ({self.branch_specs[b]}) cannot be deployed as a plain model: "
                              f"{self.not_deployable_reason[b]}")  # fmt: skip
         args = self.branch_build_args(b)
-        model = build_model(**args)
+        model = build_base_model(**args)
         shared, rest = split_parts(model, self.num_shared)
         for dst, src in [*zip(shared, self.trunk), *zip(rest, self.branches[b].parts)]:
             dst.load_state_dict(src.state_dict())

@@ -120,6 +120,15 @@ def _run(job: Callable, tasks: Iterable, workers: int, block: int) -> Iterator:
             yield from pool.map(job, chunk, chunksize=max(1, len(chunk) // (4 * workers)))
 
 
+def _progress(items: Iterable, total: int, unit: str, enabled: bool) -> Iterable:
+    """``items`` behind a tqdm bar on stderr when ``enabled`` (thousands of images take minutes)."""
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, unit=unit, desc="synth", dynamic_ncols=True)
+
+
 def _config(config: SynthConfig | None, difficulty: str, size: tuple[int, int] | None,
             people: tuple[int, int] | None) -> SynthConfig:  # fmt: skip
     if config is not None:
@@ -148,11 +157,13 @@ def generate_dataset(
     preview: bool = False,
     workers: int = 1,
     config: SynthConfig | None = None,
+    progress: bool = False,
 ) -> Path:
     """Write ``num_images`` synthetic images and ``annotations.json`` under ``out_dir``; returns the JSON path.
 
     ``size`` is (width, height); ``people`` (min, max) per image defaults to the difficulty's; a full
-    ``config`` overrides difficulty / size / people. See the module docstring for the layout on disk.
+    ``config`` overrides difficulty / size / people. ``progress``: a tqdm bar on stderr. See the module docstring
+    for the layout on disk.
     """
     if num_images < 0:
         raise ValueError(f"num_images must be >= 0, got {num_images}")
@@ -164,7 +175,8 @@ def generate_dataset(
     first: list[tuple[str, list[dict]]] = []
     with CocoWriter(out / "annotations.json") as writer:
         tasks = ((cfg, seed, i, str(out), digits) for i in range(num_images))
-        for entry, ppl in _run(_image_job, tasks, workers, block=256 * max(1, workers)):
+        results = _run(_image_job, tasks, workers, block=256 * max(1, workers))
+        for entry, ppl in _progress(results, num_images, "img", progress):
             writer.add_image(entry)
             for person in ppl:
                 writer.add_annotation(to_annotation(person, entry["id"], writer.num_annotations + 1))
@@ -188,11 +200,12 @@ def generate_videos(
     preview: bool = False,
     workers: int = 1,
     config: SynthConfig | None = None,
+    progress: bool = False,
 ) -> Path:
     """Write ``num_videos`` clips of ``frames`` frames and ``videos.json`` under ``out_dir``; returns the JSON path.
 
     Image ids run 1, 2, ... over all frames of all clips; ``video_id`` is 1-based, ``frame_id`` 0-based within
-    its clip, ``track_id`` 0-based within its clip.
+    its clip, ``track_id`` 0-based within its clip. ``progress``: a tqdm bar (clips) on stderr.
     """
     if num_videos < 0 or frames < 1:
         raise ValueError(f"need num_videos >= 0 and frames >= 1, got {num_videos} and {frames}")
@@ -204,7 +217,8 @@ def generate_videos(
     step = max(1, frames // PREVIEW_COUNT)
     with CocoWriter(out / "videos.json") as writer:
         tasks = ((cfg, seed, v, frames, str(out), digits) for v in range(num_videos))
-        for clip in _run(_video_job, tasks, workers, block=4 * max(1, workers)):
+        clips = _run(_video_job, tasks, workers, block=4 * max(1, workers))
+        for clip in _progress(clips, num_videos, "clip", progress):
             video_id = clip[0][0]["video_id"]
             writer.add_video({"id": video_id, "name": f"{video_id:0{digits}d}", "nframes": frames,
                               "width": cfg.size[0], "height": cfg.size[1]})  # fmt: skip
