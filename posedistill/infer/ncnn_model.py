@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from posedistill.infer.onnx_model import ModelContractError, PoseModelInfo, resolve_layout
+from posedistill.infer.onnx_model import ModelContractError, sidecar_pose_info
 from posedistill.infer.sidecar import (
     ModelSidecar,
     SidecarError,
     check_names,
-    check_pose_outputs,
     ncnn_blobs,
     sidecar_for,
 )
@@ -114,25 +113,7 @@ class NcnnPoseModel:
         self.net = net
         w, h = sc.input_size
         shapes = [o.shape for o in self._run_one(np.zeros((3, h, w), np.float32))]
-        k = check_pose_outputs(sc, shapes, self.param)
-        layout_name, flip = resolve_layout(self.param, k, layout or sc.layout)
-        self.info = PoseModelInfo(
-            path=str(self.param),
-            kind=str(sc.output_kind),
-            input_name=sc.input_names[0],
-            output_names=sc.output_names,
-            input_size=sc.input_size,
-            num_keypoints=k,
-            layout=layout_name,
-            codec=sc.codec_config(shapes),
-            mean=sc.mean or (0.0, 0.0, 0.0),
-            std=sc.std or (1.0, 1.0, 1.0),
-            to_rgb=sc.to_rgb,
-            padding=sc.bbox_padding,
-            batch_size=None,
-            flip_indices=flip,
-            metadata={"format": "ncnn", "sidecar": sc.path},
-        )
+        self.info = sidecar_pose_info(sc, self.param, shapes, layout, metadata={"format": "ncnn", "sidecar": sc.path})
         self._out_shapes = [tuple(s) for s in shapes]
 
     def __repr__(self) -> str:

@@ -336,7 +336,7 @@ def info_from_sidecar(session: Any, path: str | Path, sc: Any, layout: str | Non
     """Describe an ONNX pose model from its sidecar (:class:`posedistill.infer.sidecar.ModelSidecar`): the names
     must exist in the graph, a static input size must equal the sidecar's, and one dry run at that size must give
     the outputs the sidecar describes."""
-    from posedistill.infer.sidecar import SidecarError, check_names, check_pose_outputs
+    from posedistill.infer.sidecar import SidecarError, check_names
 
     if sc.format != "onnx":
         raise SidecarError(sc.path, f"format is {sc.format!r}, but {path} is an ONNX model", field="format")
@@ -357,15 +357,26 @@ def info_from_sidecar(session: Any, path: str | Path, sc: Any, layout: str | Non
     except Exception as e:  # onnxruntime's errors for a wrong shape are plain exceptions
         raise SidecarError(sc.path, f"a dry run of {path} at the sidecar's input size failed: {e}",
                            field="input_size") from None  # fmt: skip
-    shapes = [o.shape[1:] for o in outs]
+    return sidecar_pose_info(sc, path, [o.shape[1:] for o in outs], layout, batch_size=n)
+
+
+def sidecar_pose_info(
+    sc: Any, path: str | Path, shapes: list[tuple[int, ...]], layout: str | None = None,
+    batch_size: int | None = None, metadata: dict[str, Any] | None = None,
+) -> PoseModelInfo:  # fmt: skip
+    """The :class:`PoseModelInfo` of a pose model described by sidecar ``sc``, given its output ``shapes``
+    (without the batch dimension) from a dry run; shared by the ONNX and ncnn runners."""
+    from posedistill.infer.sidecar import check_pose_outputs
+
     k = check_pose_outputs(sc, shapes, path)
     layout_name, flip = resolve_layout(path, k, layout or sc.layout)
+    w, h = sc.input_size
     return PoseModelInfo(
         path=str(path),
         kind=str(sc.output_kind),
-        input_name=inp.name,
+        input_name=sc.input_names[0],
         output_names=tuple(sc.output_names),
-        input_size=(int(sw), int(sh)),
+        input_size=(int(w), int(h)),
         num_keypoints=k,
         layout=layout_name,
         codec=sc.codec_config(shapes),
@@ -373,9 +384,9 @@ def info_from_sidecar(session: Any, path: str | Path, sc: Any, layout: str | Non
         std=sc.std or (1.0, 1.0, 1.0),
         to_rgb=sc.to_rgb,
         padding=sc.bbox_padding,
-        batch_size=n,
+        batch_size=batch_size,
         flip_indices=flip,
-        metadata={},
+        metadata=metadata or {},
     )
 
 
