@@ -9,7 +9,7 @@ PCK@0.2 of all 133 points (box-normalised) and COCO-WholeBody body AP, next to t
 
 Output: ``benchmarks/results/learning_diagnosis.json`` (one row per variant: overrides, steps, final PCK, body
 AP, loss at the start / end, wall time) and ``docs/learning_curves.png`` (training loss per step, PCK per
-variant). Runs are reused when their ``last`` checkpoint exists (``--force`` retrains).
+variant). Finished runs (with a validation record) are reused and interrupted ones resume (``--force`` retrains).
 
     .venv/bin/python benchmarks/diagnose_learning.py [--variants reported mild_aug ...] [--steps 300]
 """
@@ -91,14 +91,18 @@ def _run_variant(name: str, overrides: dict[str, Any], data: dict[str, Path], wo
     for k, v in sets.items():
         argv += ["--set", f"{k}={v}"]
     t0 = time.perf_counter()
-    if force or not (run_dir / "last" / "weights.safetensors").is_file():
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    log = run_dir / "metrics.jsonl"
+    finished = log.is_file() and any('"type": "val"' in line for line in log.read_text().splitlines())
+    if force or not finished:
+        # an interrupted run continues from its last checkpoint (exact resume)
+        resume = [] if force or not (run_dir / "last").is_dir() else ["--resume"]
+        subprocess.run(argv + resume, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     train = [r for r in rows if r["type"] == "train"]
     val = [r for r in rows if r["type"] == "val"]
     coco_out = run_dir / "eval_coco.json"
-    if force or not coco_out.is_file():
+    if force or not finished or not coco_out.is_file():
         subprocess.run([sys.executable, "-m", "posedistill", "eval", str(ROOT / "configs/demo/teacher.yaml"),
                         "--checkpoint", str(run_dir / "last"), "--out", str(coco_out), "--no-flip-test",
                         "--set", f"data.val.0.path={data['val']}", "--set", "eval.metric=coco",
