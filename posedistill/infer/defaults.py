@@ -35,34 +35,34 @@ DEFAULT_DETECTOR_DIR = MODELS_DIR / DEFAULT_DETECTOR_NAME
 NO_DETECTOR = ("none", "whole-image")
 
 
+def _shipped_file(env: str, path: Path, field: str, missing: str) -> str:
+    """``$env`` when set, else ``path`` when it exists; a :class:`PoseDataError` naming the file otherwise."""
+    override = os.environ.get(env)
+    if override:
+        return override
+    if not path.is_file():
+        raise PoseDataError(str(path), missing, field=field)
+    return str(path)
+
+
 def default_model() -> str:
     """Path (or URL) of the default pose model; raises :class:`PoseDataError` naming the file when it is missing."""
-    env = os.environ.get("POSEDISTILL_DEFAULT_MODEL")
-    if env:
-        return env
-    path = DEFAULT_MODEL_DIR / DEFAULT_ONNX
-    if not path.is_file():
-        raise PoseDataError(
-            str(path), "the default model is missing (it ships with a source checkout of posedistill); pass a model "
-            "explicitly (an .onnx file, URL or checkpoint) or set POSEDISTILL_DEFAULT_MODEL", field="model",
-        )  # fmt: skip
-    return str(path)
+    return _shipped_file(
+        "POSEDISTILL_DEFAULT_MODEL", DEFAULT_MODEL_DIR / DEFAULT_ONNX, "model",
+        "the default model is missing (it ships with a source checkout of posedistill); pass a model explicitly (an "
+        ".onnx file, URL or checkpoint) or set POSEDISTILL_DEFAULT_MODEL",
+    )  # fmt: skip
 
 
 def default_detector() -> str:
     """Path (or URL) of the default person detector's ONNX file; raises :class:`PoseDataError` naming the file when
     it is missing."""
-    env = os.environ.get("POSEDISTILL_DEFAULT_DETECTOR")
-    if env:
-        return env
-    path = DEFAULT_DETECTOR_DIR / DEFAULT_ONNX
-    if not path.is_file():
-        raise PoseDataError(
-            str(path), "the default person detector is missing (it ships with a source checkout of posedistill); "
-            "pass a detector explicitly (an .onnx file or URL), give the person boxes, use no detector (--detector "
-            "none: the whole image is one person) or set POSEDISTILL_DEFAULT_DETECTOR", field="detector",
-        )  # fmt: skip
-    return str(path)
+    return _shipped_file(
+        "POSEDISTILL_DEFAULT_DETECTOR", DEFAULT_DETECTOR_DIR / DEFAULT_ONNX, "detector",
+        "the default person detector is missing (it ships with a source checkout of posedistill); pass a detector "
+        "explicitly (an .onnx file or URL), give the person boxes, use no detector (--detector none: the whole image "
+        "is one person) or set POSEDISTILL_DEFAULT_DETECTOR",
+    )  # fmt: skip
 
 
 def load_detector(
