@@ -34,3 +34,14 @@ def fixtures_dir() -> Path:
 @pytest.fixture
 def reference_dir() -> Path:
     return shared_path("reference")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models on shared cores: one torch thread is faster than several fighting over them."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -23,13 +23,7 @@ SIZE = (48, 64)  # (w, h): a 2x2 stride-32 map
 LAYOUT = "lsp"  # 14 keypoints
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster than several fighting over shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _codec() -> SimCCCodec:

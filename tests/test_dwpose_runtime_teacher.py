@@ -23,12 +23,7 @@ from tests.conftest import shared_path
 SIZE = (48, 64)  # student (w, h)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class StubHeatmapModel:

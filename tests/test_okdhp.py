@@ -20,13 +20,7 @@ SIZE = 64  # input side; the tiny hourglasses have depth 2
 TINY_HG = {"name": "hourglass-3stack", "channels": 16, "depth": 2}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small convolutions on a loaded machine: one thread is faster than an oversubscribed pool."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_net(**kw):
