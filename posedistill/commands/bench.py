@@ -15,7 +15,11 @@ Measures, for one pose model, side by side in one run:
   batch-1 calls of the same ONNX (rtmlib's way), and the same crops sharded over the cores (``workers``, see
   :class:`~posedistill.infer.onnx_model.OnnxPoseModel`);
 - end-to-end frames: ``PoseEstimator`` on a 640×480 frame with 1 and 8 given person boxes (crop, normalise,
-  model, decode, map back), batched and as a per-box loop.
+  model, decode, map back), batched and as a per-box loop;
+- with ``--int8 CALIB``: the same ONNX quantized to int8 (``posedistill export --int8``'s settings, calibrated on
+  ``--calib-count`` crops of CALIB, a COCO json or a folder of images), as ``onnxruntime-int8`` rows (one call per
+  batch, batched end-to-end frames; timed right after the float32 onnxruntime block); and the CPU's int8-relevant
+  instruction sets (AVX2, AVX-512, VNNI) in the machine description.
 
 MODEL is a model name (``rtmpose-t``: built with random weights, ``--num-keypoints`` / ``--input-size``), a
 checkpoint, or an ONNX file (the PyTorch rows then rebuild the network from the file's ``build_args`` with random
@@ -38,6 +42,7 @@ from typing import Any
 
 SGEMM_N = 1024
 ONE = "one call"
+INT8 = "onnxruntime-int8"
 SHARDED = "sharded"
 LOOP = "batch-1 loop"
 HELP = "latency, throughput, params and FLOPs of a pose model under onnxruntime and PyTorch (+ end-to-end frames)"
@@ -57,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--persons", type=int, nargs="+", default=[1, 8],
                         help="people per frame in the end-to-end rows (default 1 8)")  # fmt: skip
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end frame rows")
+    parser.add_argument(
+        "--int8",
+        metavar="CALIB",
+        help="also time the model quantized to int8, calibrated on CALIB (COCO json or image folder)",
+    )
+    parser.add_argument("--calib-count", type=int, default=300, help="int8 calibration crops (default 300)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
 
 
@@ -156,6 +167,27 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni")
+
+
+def cpu_isa() -> dict[str, Any]:
+    """The CPU model and the instruction sets that decide int8 speed (``/proc/cpuinfo`` flags; None where the file
+    is missing): ``vnni`` is true with AVX-512 VNNI or AVX-VNNI (one instruction for the u8×s8 multiply-add with
+    32-bit accumulation; without it onnxruntime's AVX2 kernels go through 16-bit intermediates)."""
+    flags: set[str] | None = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    out: dict[str, Any] = {"cpu": cpu_name()}
+    out.update({f: None if flags is None else f in flags for f in INT8_FLAGS})
+    out["vnni"] = None if flags is None else bool(out["avx512_vnni"] or out["avx_vnni"])
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ the model
 
 
@@ -222,8 +254,11 @@ def bench(
     persons: list[int] | None = None,
     e2e: bool = True,
     log: Callable[[str], None] = print,
+    int8_calib: str | Path | None = None,
+    calib_count: int = 300,
 ) -> dict[str, Any]:
-    """Run the whole benchmark for one model; returns the JSON-ready results."""
+    """Run the whole benchmark for one model; returns the JSON-ready results. ``int8_calib``: also time the ONNX
+    quantized to int8 on that calibration source (:func:`posedistill.infer.quantize.quantize_with_calibration`)."""
     import numpy as np
 
     from posedistill.infer.estimator import PoseEstimator, TorchPoseModel
@@ -235,6 +270,17 @@ def bench(
         ort_model = OnnxPoseModel(prep["onnx"], threads=cores)  # the default: all crops in one session.run
         ort_sharded = OnnxPoseModel(prep["onnx"], threads=cores, workers=cores)
         info = ort_model.info
+        ort_int8 = None
+        int8_info: dict[str, Any] | None = None
+        if int8_calib is not None and "ort" in backends:
+            from posedistill.infer.quantize import quantize_with_calibration
+
+            int8_path = quantize_with_calibration(prep["onnx"], Path(tmp) / "model_int8.onnx", int8_calib, calib_count)
+            ort_int8 = OnnxPoseModel(int8_path, threads=cores)
+            q = ort_int8.info.metadata["int8"]
+            int8_info = {"calibration": q["calibration"], "fp32_nodes": q["fp32_nodes"],
+                         "file_mb": {"fp32": Path(prep["onnx"]).stat().st_size / 1e6,
+                                     "int8": int8_path.stat().st_size / 1e6}}  # fmt: skip
         torch_model = prep["torch_model"]
         if "torch" in backends and torch_model is None:
             log("note: no PyTorch network for this model (torch missing or no build_args): skipping torch rows")
@@ -260,9 +306,13 @@ def bench(
                 # the default (one session.run with all b crops) and, for b > 1, the crops sharded over the cores
                 groups["ort"].append(({"backend": "onnxruntime", "batch": b, "mode": ONE},
                                       lambda x=x: ort_model.run(x)))  # fmt: skip
+                if ort_int8 is not None:  # a session of its own: a group of its own (see above)
+                    groups.setdefault("ort-int8", []).append(({"backend": INT8, "batch": b, "mode": ONE},
+                                                              lambda x=x: ort_int8.run(x)))  # fmt: skip
                 if b > 1 and cores > 1:
                     groups.setdefault("ort-sharded", []).append(
-                        ({"backend": "onnxruntime", "batch": b, "mode": SHARDED}, lambda x=x: ort_sharded.run(x)))
+                        ({"backend": "onnxruntime", "batch": b, "mode": SHARDED}, lambda x=x: ort_sharded.run(x))
+                    )
             if "torch" in backends:
                 groups["torch"].append(({"backend": "torch", "batch": b, "mode": ONE},
                                         lambda x=x: torch_run.run(x)))  # fmt: skip
@@ -290,6 +340,8 @@ def bench(
         if e2e:
             frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
             ests = {"ort": PoseEstimator(ort_model)}
+            if ort_int8 is not None:
+                ests["ort-int8"] = PoseEstimator(ort_int8)
             if "torch" in backends:
                 ests["torch"] = PoseEstimator(torch_run)
             frames = []
@@ -298,7 +350,7 @@ def bench(
                 y1 = rng.uniform(0, 200, n)
                 frames.append(np.stack([x1, y1, x1 + rng.uniform(80, 240, n), y1 + rng.uniform(150, 280, n)], 1))
             for key, est in ests.items():
-                name = "onnxruntime" if key == "ort" else key
+                name = {"ort": "onnxruntime", "ort-int8": INT8}.get(key, key)
                 cases = []
                 for boxes in frames:
                     n = len(boxes)
@@ -360,6 +412,7 @@ def bench(
             "python": platform.python_version(),
             "onnxruntime": __import__("onnxruntime").__version__,
             "torch": _torch_version(),
+            "isa": cpu_isa(),
         },
         "sgemm_during_run": {**sgemm_row, "n": SGEMM_N, "gflops_median": sg_median, "gflops_best": sg_best},
         "floor_ms_per_crop": floor_ms,
@@ -372,6 +425,7 @@ def bench(
         "sharded_micro_batch": ort_sharded.micro_batch,
         "batching_gain_batch": loop_n,
         "end_to_end": e2e_rows,
+        "int8": int8_info,
         "settings": {
             "warmup": warmup,
             "iters": iters,
@@ -404,6 +458,10 @@ def format_report(res: dict[str, Any]) -> str:
 
     lib = m["matmul_gflops_by_library"]
     lines.append(f"machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads")
+    isa = m.get("isa") or {}
+    if isa:
+        flag = {None: "-", True: "yes", False: "no"}
+        lines.append("int8 instruction sets: " + ", ".join(f"{k} {flag[isa.get(k)]}" for k in (*INT8_FLAGS, "vnni")))
     lines.append(f"sgemm GFLOP/s (1024^3, best of 20, before the runs): {m['threads']} threads: "
                  f"{gf(lib['all_threads'])}; 1 thread: {gf(lib['1_thread'])}")  # fmt: skip
     si = res["sgemm_during_run"]
@@ -416,12 +474,12 @@ def format_report(res: dict[str, Any]) -> str:
                      f"median sgemm speed, {res['floor_best_ms_per_crop']:.2f} ms at the best")  # fmt: skip
     lines.append("x floor = median / median-speed floor; x best = best run / best-speed floor")
     lines.append("")
-    lines.append(f"{'backend':12s} {'batch':>5s} {'mode':>13s} {'median ms':>10s} {'p90 ms':>8s} {'min ms':>8s} "
+    lines.append(f"{'backend':16s} {'batch':>5s} {'mode':>13s} {'median ms':>10s} {'p90 ms':>8s} {'min ms':>8s} "
                  f"{'crops/s':>9s} {'x floor':>8s} {'x best':>7s}")  # fmt: skip
     for r in res["model_latency"]:
         xf = f"{r['x_floor']:8.2f}" if "x_floor" in r else f"{'-':>8s}"
         xb = f"{r['x_floor_best']:7.2f}" if "x_floor_best" in r else f"{'-':>7s}"
-        lines.append(f"{r['backend']:12s} {r['batch']:5d} {r['mode']:>13s} {r['median_ms']:10.2f} {r['p90_ms']:8.2f} "
+        lines.append(f"{r['backend']:16s} {r['batch']:5d} {r['mode']:>13s} {r['median_ms']:10.2f} {r['p90_ms']:8.2f} "
                      f"{r['min_ms']:8.2f} {r['throughput_per_s']:9.1f} {xf} {xb}")  # fmt: skip
     n = res["batching_gain_batch"]
     if res["batching_gain"] is not None:
@@ -431,13 +489,18 @@ def format_report(res: dict[str, Any]) -> str:
     if res.get("batching_gain_sharded") is not None:
         lines.append(f"  sharded over {res['sharded_workers']} single-thread sessions (micro-batch "
                      f"{res['sharded_micro_batch']}): {res['batching_gain_sharded']:.2f}x")  # fmt: skip
+    if res.get("int8"):
+        q = res["int8"]
+        lines.append(f"int8: {q['file_mb']['fp32']:.1f} -> {q['file_mb']['int8']:.1f} MB, calibrated on "
+                     f"{q['calibration']['crops']} crops of {q['calibration']['source']}; float32 nodes: "
+                     f"{', '.join(q['fp32_nodes']) or 'none'}")  # fmt: skip
     if res["end_to_end"]:
         lines.append("")
         lines.append("end-to-end frame 640x480 (PoseEstimator, given boxes)")
-        lines.append(f"{'backend':12s} {'persons':>7s} {'mode':>13s} {'median ms':>10s} {'p90 ms':>8s} "
+        lines.append(f"{'backend':16s} {'persons':>7s} {'mode':>13s} {'median ms':>10s} {'p90 ms':>8s} "
                      f"{'min ms':>8s} {'frames/s':>9s}")  # fmt: skip
         for r in res["end_to_end"]:
-            lines.append(f"{r['backend']:12s} {r['persons']:7d} {r['mode']:>13s} {r['median_ms']:10.2f} "
+            lines.append(f"{r['backend']:16s} {r['persons']:7d} {r['mode']:>13s} {r['median_ms']:10.2f} "
                          f"{r['p90_ms']:8.2f} {r['min_ms']:8.2f} {r['throughput_per_s']:9.1f}")  # fmt: skip
     return "\n".join(lines)
 
@@ -455,7 +518,7 @@ def run(args: argparse.Namespace) -> int:
         res = bench(
             args.model, args.batch, args.warmup, args.iters, list(args.backend), threads=args.threads,
             num_keypoints=args.num_keypoints, input_size=tuple(args.input_size), persons=args.persons,
-            e2e=not args.no_e2e,
+            e2e=not args.no_e2e, int8_calib=args.int8, calib_count=args.calib_count,
         )  # fmt: skip
     except (PoseDataError, ValueError, KeyError) as e:
         print(f"posedistill bench: error: {e}", file=sys.stderr)
