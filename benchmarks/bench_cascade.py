@@ -22,10 +22,15 @@ Steps (every product lands in ``--work-dir``, default ``work_dirs/cascade``; a f
      part box (people whose part MediaPipe labelled);
    - coco_dev (julito + coco_mini_train, 249 people with ground-truth boxes): COCO-17 OKS AP;
    - CPU latency per person: onnxruntime (2 threads, batch 1, crop + model + decode, ``PoseEstimator``) for our
-     models, ``MediaPipeTeacher`` (Holistic on the same crop) for MediaPipe; median over ``--latency-runs``.
+     models, ``MediaPipeTeacher`` (Holistic on the same crop) for MediaPipe; median over ``--latency-runs``;
+   - the mean-pose baseline (``posedistill.eval.baseline``): the mean box-relative pose of the 133 points of
+     ``train_labels.json`` placed in every box, the same accuracy metrics (no latency); a model that does not beat
+     it by ``MARGIN`` gets a warning. ``--baseline-only`` (re)computes its rows in an existing ``--out`` file; without
+     the work dir's labels only its LSPet PCK (the limbs of ``train_labels.json`` are LSPet 1-2500's ground truth).
 
 6. Write ``benchmarks/results/cascade.json`` (rows ``{dataset, model, method, seed, metric, value,
-   train_seconds, eval_set}``, method ``mediapipe`` / ``teacher`` / ``dwpose-s1`` / ``dwpose-s2``),
+   train_seconds, eval_set}``, method ``mediapipe`` / ``teacher`` / ``dwpose-s1`` / ``dwpose-s2`` /
+   ``mean-pose baseline``),
    ``benchmarks/results/cascade.png``, and with ``--ship`` the final student to
    ``models/rtmpose-t_wholebody-cascade/`` (ONNX with float16 weights + the fp16 safetensors checkpoint).
 
@@ -56,6 +61,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_dwpose import STALLED, epoch_seconds, run_watched  # noqa: E402
 
+from posedistill.eval.baseline import NAME as BASELINE  # noqa: E402
+from posedistill.eval.baseline import row_warnings  # noqa: E402
 from posedistill.fileio import atomic_write_json, atomic_write_text, atomic_write_with  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -328,6 +335,89 @@ def coco_ap(eval_set: EvalSet, kp133: np.ndarray, sc133: np.ndarray) -> dict[str
     return {"AP": float(res["AP"]), "AP50": float(res["AP50"]), "AR": float(res["AR"])}
 
 
+def mean_pose_predictions(train_labels: Path, instances: list[Any]) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """((N, 133, 2), (N, 133)) of the mean-pose baseline fitted on the people of ``train_labels`` (COCO-WholeBody)
+    placed in the boxes of ``instances``, and the number of people it was fitted on."""
+    from posedistill.data.readers import read_dataset, training_instances
+    from posedistill.eval.baseline import fit_mean_pose, place_mean_pose
+
+    train = training_instances(read_dataset(train_labels, format="coco", layout="coco_wholebody"))
+    kp = place_mean_pose(fit_mean_pose(train), instances).astype(np.float64)
+    return (kp, np.ones(kp.shape[:2])), len(train)
+
+
+def lsp_limbs_mean_pose(instances: list[Any], count: int = TRAIN_IMAGES) -> tuple[np.ndarray, int]:
+    """(N, 133, 2) with the 12 limb joints of the mean pose of the LSP ground truth of LSPet 1..count (the limbs of
+    ``train_labels.json``, which :func:`merge_ground_truth` takes from there) placed in the boxes of
+    ``instances``; the other points zero. Also the number of people it was fitted on."""
+    from posedistill.data.readers import training_instances
+    from posedistill.data.readers.lsp import read_lsp
+    from posedistill.eval.baseline import fit_mean_pose, place_mean_pose
+
+    train = training_instances(read_lsp(LSPET, indices=range(1, count + 1)))
+    wb_idx, lsp_idx = lsp_in_wholebody()
+    kp = np.zeros((len(instances), 133, 2))
+    kp[:, wb_idx] = place_mean_pose(fit_mean_pose(train), instances)[:, lsp_idx]
+    return kp, len(train)
+
+
+def warn_unbeaten(rows: list[dict[str, Any]]) -> None:
+    """One warning (stderr) per model and accuracy metric that does not beat the mean-pose baseline."""
+    for line in row_warnings([r for r in rows if r["metric"] in ("pck@0.2", "AP")], group=("dataset", "metric"),
+                             label=("method",)):  # fmt: skip
+        print(line, file=sys.stderr)
+
+
+def update_baseline(out: Path, work: Path, n_train: int, n_total: int) -> int:
+    """Replace the baseline rows of the results file ``out`` by freshly computed ones (no model). Without the work
+    dir's MediaPipe labels and ``train_labels.json`` only the LSPet PCK row (limbs from the LSP ground truth)."""
+    rows = [r for r in json.loads(out.read_text()) if r["method"] != BASELINE]
+    train_labels, lsp_labels = work / "train_labels.json", work / "mediapipe_lspet.json"
+    coco_labels = [work / f"mediapipe_coco_dev_{f}.json" for f in COCO_DEV_FOLDERS]
+    if train_labels.is_file() and lsp_labels.is_file() and all(f.is_file() for f in coco_labels):
+        base = baseline_rows(train_labels, lspet_eval_set(lsp_labels, n_train + 1, n_total), coco_dev_eval_set(work))
+    else:
+        from posedistill.data.readers.lsp import read_lsp
+
+        print(f"note: {train_labels} or the MediaPipe labels next to it are missing: only the LSPet PCK row, with the "
+              "limbs of LSPet's ground truth (coco_dev AP and the face / hand agreement need them)")  # fmt: skip
+        instances = read_lsp(LSPET, indices=range(n_train + 1, n_total + 1))
+        kp, n = lsp_limbs_mean_pose(instances, n_train)
+        n_eval = len(instances)  # no MediaPipe labels: none needed for the PCK
+        lsp_set = EvalSet(f"lspet {n_train + 1}-{n_total}", instances, np.zeros((n_eval, 133, 2)),
+                          np.zeros((n_eval, 133)), np.zeros((n_eval, 133), bool))  # fmt: skip
+        base = [_baseline_row("lspet", "pck@0.2", lsp_pck(lsp_set, kp, np.ones(kp.shape[:2])),
+                              f"{lsp_set.name}, 12 limb joints", f"the 12 limb joints of the {n} people of LSPet 1-"
+                              f"{n_train} (LSP ground truth)")]  # fmt: skip
+    for r in base:
+        print(f"{r['dataset']} {r['metric']}: {BASELINE} {100 * r['value']:.1f} ({r['eval_set']})")
+    rows += base
+    atomic_write_json(out, rows, indent=1)
+    warn_unbeaten(rows)
+    print(results_table(rows))
+    print(f"wrote the {BASELINE} rows into {out}")
+    return 0
+
+
+def _baseline_row(dataset: str, metric: str, value: float, eval_set: str, fitted: str) -> dict[str, Any]:
+    return {"dataset": dataset, "model": BASELINE, "method": BASELINE, "seed": 0, "metric": metric,
+            "value": float(value), "train_seconds": None, "eval_set": eval_set, "fitted_on": fitted}  # fmt: skip
+
+
+def baseline_rows(train_labels: Path, lsp_set: EvalSet, coco_set: EvalSet) -> list[dict[str, Any]]:
+    """The mean-pose baseline's rows: the metrics of the evaluation step, latency left out."""
+    (lk, ls), n = mean_pose_predictions(train_labels, lsp_set.instances)
+    (ck, cs), _ = mean_pose_predictions(train_labels, coco_set.instances)
+    fitted = f"the {n} people of {train_labels.name} (LSPet 1-{TRAIN_IMAGES})"
+    rows = [_baseline_row("lspet", "pck@0.2", lsp_pck(lsp_set, lk, ls), f"{lsp_set.name}, 12 limb joints", fitted)]
+    for part, v in part_agreement(lsp_set, lk).items():
+        rows.append(_baseline_row("lspet", f"{part}_agree@0.2", v, f"{lsp_set.name}, MediaPipe's labelled {part} "
+                                  "points", fitted))  # fmt: skip
+    rows.append(_baseline_row("coco_dev", "AP", coco_ap(coco_set, ck, cs)["AP"], f"coco_dev COCO-17, GT boxes "
+                              f"({len(coco_set.instances)} people)", fitted))  # fmt: skip
+    return rows
+
+
 def latency_ours(onnx: Path, instances: list[Any], runs: int) -> float:
     """Median ms per person: PoseEstimator (onnxruntime, 2 threads) on one person box of a real image."""
     from posedistill.data.image_io import read_image
@@ -405,6 +495,10 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     for ax, (dataset, metric, title) in zip(axes[:2], panels):
         vals = [value(m, dataset, metric) for m in methods]
         ax.bar(methods, vals, color=[colors[m] for m in methods])
+        base = value(BASELINE, dataset, metric)
+        if not np.isnan(base):
+            ax.axhline(base, color="tab:red", ls="--", lw=1, label=BASELINE)
+            ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.set_ylim(0, 1)
         ax.tick_params(axis="x", rotation=20)
@@ -430,11 +524,12 @@ def results_table(rows: list[dict[str, Any]]) -> str:
             ("lspet", "righthand_agree@0.2", "right hand agree"),
             ("lspet", "ms_per_person", "CPU ms / person")]  # fmt: skip
     lines = ["| model | " + " | ".join(c[2] for c in cols) + " | train s |", "|---" * (len(cols) + 2) + "|"]
-    for method in ("mediapipe", "teacher", "dwpose-s1", "dwpose-s2"):
+    for method in ("mediapipe", "teacher", "dwpose-s1", "dwpose-s2", BASELINE):
         sel = {(r["dataset"], r["metric"]): r for r in rows if r["method"] == method}
         if not sel:
             continue
         first = next(iter(sel.values()))
+        name = BASELINE if method == BASELINE else f"{method} ({first['model']})"
         cells = []
         for ds, metric, _ in cols:
             r = sel.get((ds, metric))
@@ -442,7 +537,7 @@ def results_table(rows: list[dict[str, Any]]) -> str:
                          else f"{100 * r['value']:.1f}")  # fmt: skip
         secs = first.get("train_seconds")
         train = f"{secs:.0f}" if secs else "–"
-        lines.append(f"| {method} ({first['model']}) | " + " | ".join(cells) + f" | {train} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {train} |")
     return "\n".join(lines)
 
 
@@ -527,11 +622,15 @@ def main() -> int:
     p.add_argument("--latency-runs", type=int, default=200)
     p.add_argument("--ship", action="store_true", help=f"write the final student to {SHIP_DIR.relative_to(ROOT)}")
     p.add_argument("--out", type=Path, default=RESULTS / "cascade.json")
+    p.add_argument("--baseline-only", action="store_true",
+                   help=f"only (re)compute the {BASELINE} rows of the existing --out file (no model)")  # fmt: skip
     args = p.parse_args()
     work = args.work_dir.resolve()
+    n_train, n_total = (40, 60) if args.smoke else (TRAIN_IMAGES, TOTAL_IMAGES)
+    if args.baseline_only:
+        return update_baseline(args.out, work, n_train, n_total)
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    n_train, n_total = (40, 60) if args.smoke else (TRAIN_IMAGES, TOTAL_IMAGES)
 
     # 1. labels
     mp = args.mp_python
@@ -593,6 +692,10 @@ def main() -> int:
         lat[method] = latency_ours(onnx[method], lsp_set.instances, runs)
     for method, ms in lat.items():
         add(method, networks[method], "lspet", "ms_per_person", ms, "CPU, 2 cores, median over LSPet crops")
+    rows += baseline_rows(train_labels, lsp_set, coco_set)
+    log(f"  {BASELINE}: " + ", ".join(f"{r['dataset']} {r['metric']} {r['value']:.4f}" for r in rows
+                                      if r["method"] == BASELINE))  # fmt: skip
+    warn_unbeaten(rows)
 
     if not args.smoke:
         atomic_write_json(args.out, rows, indent=1)

@@ -17,10 +17,15 @@ Steps, all through the engine (``posedistill.engine``: config → method → Tra
    (``VideoPoseEstimator``: initializer on the first frame of each track only, unless ``--reinit-every``);
 6. GFLOPs per frame (MACs as mmengine counts them; DKD: the initializer frames amortised over the frames actually
    run) and ms per frame (network only, batch 1, one thread, on the first track of each dataset, crops made
-   beforehand).
+   beforehand);
+7. the mean-pose baseline (``posedistill.eval.baseline``): the mean box-relative pose of the synthetic training
+   people placed in every scored box, the same PCK; a model that does not beat its box PCK@0.2 by ``MARGIN``
+   gets a warning. ``--baseline-only`` (re)computes its rows in an existing ``--out`` file without any model
+   (seconds; the synthetic videos are generated when missing).
 
 Writes ``benchmarks/results/dkd.json``: a list of rows {dataset, model, method, seed, metric, value, train_seconds}
-with method ``per-frame-large`` / ``per-frame-small`` / ``dkd`` and metric ``pck@0.2`` (box), ``pck@0.2/torso``,
+with method ``per-frame-large`` / ``per-frame-small`` / ``dkd`` / ``mean-pose baseline`` (PCK rows only) and metric
+``pck@0.2`` (box), ``pck@0.2/torso``,
 ``pck@0.2/per_joint/<joint>``, ``pck@0.2/torso/per_joint/<joint>``, ``gflops_per_frame`` or ``ms_per_frame``;
 and prints the markdown table of ``docs/dkd.md``.
 """
@@ -47,6 +52,8 @@ from posedistill.data.clips import map_instances  # noqa: E402
 from posedistill.data.image_io import read_image  # noqa: E402
 from posedistill.data.loader import normalise_lut  # noqa: E402
 from posedistill.data.transforms import crop_to_image  # noqa: E402
+from posedistill.eval.baseline import NAME as BASELINE  # noqa: E402
+from posedistill.eval.baseline import row_warnings  # noqa: E402
 from posedistill.eval.video import dkd_run_flops, instances_pck, time_per_frame  # noqa: E402
 from posedistill.infer.video_estimator import VideoPoseEstimator, crop_person, predict_records  # noqa: E402
 from posedistill.models import count_flops  # noqa: E402
@@ -111,6 +118,54 @@ def train(config: Path, overrides: list[str], work_dir: Path) -> tuple[Any, floa
 
 
 # ------------------------------------------------------------------------------------------------ data
+def prepare_data(work: Path, s: dict[str, Any], workers: int = 2) -> None:
+    """The synthetic train and val videos of settings ``s`` (skipped when already there)."""
+    from posedistill.data.synthetic import generate_videos
+
+    for split, n, sd in (("train", s["train_videos"], 0), ("val", s["val_videos"], 1)):
+        if not (work / "data" / split / "videos.json").is_file():
+            generate_videos(work / "data" / split, n, s["frames"], size=(256, 256), difficulty="easy", seed=sd,
+                            workers=workers)  # fmt: skip
+
+
+def mean_pose_rows(work: Path, sets: dict[str, list]) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The mean-pose baseline (fitted on the synthetic training people) on every evaluation set: its result rows
+    (box and torso PCK@0.2) and the ``instances_pck`` results per set."""
+    from posedistill.data.readers import read_coco, training_instances
+    from posedistill.eval.baseline import fit_mean_pose, place_mean_pose
+
+    train = training_instances(read_coco(work / "data" / "train" / "videos.json", layout="coco"))
+    pose = fit_mean_pose(train)
+    fitted = f"the {len(train)} person-frames of the synthetic training videos"
+    rows, results = [], {}
+    for dataset, records in sets.items():
+        res = results[dataset] = instances_pck(records, place_mean_pose(pose, records), "coco")
+        for metric in ("pck@0.2", "pck@0.2/torso"):
+            rows.append({"dataset": dataset, "model": BASELINE, "method": BASELINE, "seed": 0, "metric": metric,
+                         "value": float(res[metric]), "train_seconds": 0.0, "fitted_on": fitted})  # fmt: skip
+    return rows, results
+
+
+def warn_unbeaten(rows: list[dict[str, Any]]) -> None:
+    """One warning (stderr) per model and data whose box PCK@0.2 does not beat the mean-pose baseline's."""
+    for line in row_warnings([r for r in rows if r["metric"] == "pck@0.2"], group=("dataset", "metric"),
+                             label=("method",)):  # fmt: skip
+        print(line, file=sys.stderr)
+
+
+def update_baseline(out: Path, work: Path, s: dict[str, Any]) -> None:
+    """Replace the baseline rows of the results file ``out`` by freshly computed ones (no model)."""
+    prepare_data(work, s, workers=1)
+    rows = [r for r in json.loads(out.read_text()) if r["method"] != BASELINE]
+    base, _ = mean_pose_rows(work, eval_sets(work))
+    for r in base:
+        print(f"{r['dataset']} {r['metric']}: {BASELINE} {100 * r['value']:.1f}")
+    rows += base
+    out.write_text(json.dumps(rows, indent=1) + "\n")
+    warn_unbeaten(rows)
+    print(f"wrote the {BASELINE} rows into {out} ({base[0]['fitted_on']})")
+
+
 def eval_sets(work: Path) -> dict[str, list]:
     """name -> records in the COCO layout (real clips mapped; their unmapped joints are not scored)."""
     from posedistill.data.readers import read_bonn_posetrack, read_coco, read_jhmdb_clip
@@ -222,21 +277,22 @@ def main() -> None:
     ap.add_argument("--reuse", default="", metavar="STAGES",
                     help="comma list of stages (per-frame-large, per-frame-small, dkd) whose checkpoints of a previous "
                     "run in --work-dir are reused instead of retrained")  # fmt: skip
+    ap.add_argument("--baseline-only", action="store_true",
+                    help=f"only (re)compute the {BASELINE} rows of the existing --out file (no model)")  # fmt: skip
     args = ap.parse_args()
     name = "full" if args.full else "smoke" if args.smoke else "quick"
     s = SETTINGS[name]
     torch.set_num_threads(args.threads)
     work = Path(args.work_dir) / name
     seed = 0
+    if args.baseline_only:
+        update_baseline(Path(args.out), work, s)
+        return
 
-    from posedistill.data.synthetic import generate_videos
     from posedistill.engine.checkpoint import load_model_from_checkpoint
 
     t0 = time.perf_counter()
-    for split, n, sd in (("train", s["train_videos"], 0), ("val", s["val_videos"], 1)):
-        if not (work / "data" / split / "videos.json").is_file():
-            generate_videos(work / "data" / split, n, s["frames"], size=(256, 256), difficulty="easy", seed=sd,
-                            workers=2)  # fmt: skip
+    prepare_data(work, s)
     print(f"data ready in {time.perf_counter() - t0:.0f}s", flush=True)
 
     large_cfg = CONFIGS / "per-frame-large_synthetic-video.yaml"
@@ -305,7 +361,9 @@ def main() -> None:
         rows.append({"dataset": dataset, "model": models[method], "method": method, "seed": seed, "metric": metric,
                      "value": float(value), "train_seconds": train_s})  # fmt: skip
 
-    for dataset, records in eval_sets(work).items():
+    sets = eval_sets(work)
+    base_rows, base_results = mean_pose_rows(work, sets)
+    for dataset, records in sets.items():
         t = time.perf_counter()
         results: dict[str, dict[str, Any]] = {}
         for method, model in (("per-frame-large", large), ("per-frame-small", small)):
@@ -334,6 +392,9 @@ def main() -> None:
             add(dataset, method, "ms_per_frame", ms[method])
             table.append((dataset, method, res["pck@0.2"], res["pck@0.2/torso"], gflops[method], ms[method],
                           seconds.get(method, float("nan"))))  # fmt: skip
+        rows += [r for r in base_rows if r["dataset"] == dataset]
+        res = base_results[dataset]
+        table.append((dataset, BASELINE, res["pck@0.2"], res["pck@0.2/torso"], None, None, None))
         print(f"{dataset}: {len(records)} person-frames, DKD initialised {starts} (+{redone} redone), scored in "
               f"{time.perf_counter() - t:.0f}s", flush=True)  # fmt: skip
 
@@ -345,8 +406,13 @@ def main() -> None:
     print("| dataset | method | PCK@0.2 box | PCK@0.2 torso | GFLOPs/frame | ms/frame | train s |")
     print("|---|---|---|---|---|---|---|")
     for d, m, p, pt, g, ms_, ts in table:
-        print(f"| {d} | {m} | {100 * p:.1f} | {100 * pt:.1f} | {g:.3f} | {ms_:.2f} | {ts:.0f} |")
+        if m == BASELINE:
+            print(f"| {d} | {m} | {100 * p:.1f} | {100 * pt:.1f} | – | – | – |")
+        else:
+            print(f"| {d} | {m} | {100 * p:.1f} | {100 * pt:.1f} | {g:.3f} | {ms_:.2f} | {ts:.0f} |")
     print("\nmodels: " + "; ".join(f"{k} = {v}" for k, v in models.items()))
+    print(f"{BASELINE}: the mean box-relative pose of {base_rows[0]['fitted_on']} in every box, no model")
+    warn_unbeaten(rows)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,12 @@ Every final (``last``) checkpoint is then evaluated with flip test:
   ground-truth boxes): the 14 LSP joints are mapped to COCO-17 (``posedistill.layouts.get_mapping``) and the
   OKS AP is computed over the 12 limb joints both layouts share (nose, eyes and ears left out of the GT).
 
+Every evaluation set also gets a ``mean-pose baseline`` row (``posedistill.eval.baseline``): the mean box-relative
+pose of the dataset's training people (synthetic train images; LSPet 1-2500, mapped to COCO-17 for coco_dev as the
+LSP models' predictions are), placed in every evaluated box and scored the same way; a run that does not beat it
+by ``MARGIN`` gets a warning. ``--baseline-only`` adds those rows to an existing ``--out`` file without any model
+(annotations only, plus generating the synthetic data when it is missing).
+
 Profiles. ``--quick`` (default, CPU): 128×96 input (SimCC σ halved), batch 32, students 15 epochs, teacher 30,
 stage 2 3 epochs, 800 + 150 synthetic images at difficulty ``easy``, one torch thread per run, and for every run
 alike: peak learning rate 2e-3, grad-clip 1.0 and mild augmentation (see ``_SHORT``). ``--full`` (GPU): the
@@ -58,12 +64,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from posedistill.eval.baseline import NAME as BASELINE  # noqa: E402
+from posedistill.eval.baseline import row_warnings  # noqa: E402
 from posedistill.fileio import atomic_write_json  # noqa: E402
 
 CONFIGS = ROOT / "configs" / "dwpose"
 DATASETS = ("synthetic", "lspet")
 METHODS = ("teacher", "baseline", "dwpose-s1", "dwpose-s2")
 COCO_DEV = ROOT.parent / "shared" / "data" / "coco_dev"
+LSPET = ROOT.parent / "shared" / "data" / "lspet" / "joints.mat"
+LSPET_TRAIN, LSPET_VAL = range(1, 2501), range(2501, 3001)  # 1-based image numbers
 
 
 @dataclasses.dataclass
@@ -241,6 +251,12 @@ def epoch_seconds(metrics: Path) -> float:
 # ---------------------------------------------------------------------------------------------- evaluation
 
 
+def _croppable(instances: list) -> np.ndarray:
+    """Indices of the instances a top-down model predicts (no crowd region, a non-empty box)."""
+    return np.asarray([i for i, inst in enumerate(instances) if not inst.iscrowd and inst.bbox[2] > 0
+                       and inst.bbox[3] > 0], dtype=np.int64)  # fmt: skip
+
+
 def _predict_rows(model: Any, layout: str, instances: list, data_layout: str, input_size: tuple[int, int],
                   sigma: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Flip-test predictions (image pixels) of ``model`` (trained on ``layout``) on the croppable instances."""
@@ -251,8 +267,7 @@ def _predict_rows(model: Any, layout: str, instances: list, data_layout: str, in
     from posedistill.distill.supervised import SupervisedMethod
     from posedistill.engine.evaluation import predict_dataset
 
-    rows = np.asarray([i for i, inst in enumerate(instances) if not inst.iscrowd and inst.bbox[2] > 0
-                       and inst.bbox[3] > 0], dtype=np.int64)  # fmt: skip
+    rows = _croppable(instances)
     codec = SimCCCodec(input_size, sigma)
     dataset = TopDownDataset([instances[i] for i in rows], codec, input_size, train=False, layout=data_layout)
     method = SupervisedMethod(model, codec, layout)
@@ -289,48 +304,59 @@ def eval_checkpoint(ckpt: Path, dataset: str, profile: Profile, work: Path) -> l
     """[(metric, value, eval_set, details)] of one checkpoint."""
     from posedistill.engine.builders import read_source
     from posedistill.engine.checkpoint import load_model_from_checkpoint
-    from posedistill.eval.evaluate import evaluate_predictions
 
     model, meta = load_model_from_checkpoint(ckpt)
     input_size = tuple(int(v) for v in meta["input_size"])
     sigma = tuple(meta["codec"]["sigma"])
-    out = []
     if dataset == "synthetic":
         instances = read_source(synthetic_sources(profile, work)[1], "coco_wholebody")
         rows, kp, sc = _predict_rows(model, "coco_wholebody", instances, "coco_wholebody", input_size, sigma)
-        keypoints = np.zeros((len(instances), *kp.shape[1:]), np.float32)
-        scores = np.zeros((len(instances), kp.shape[1]), np.float32)
-        keypoints[rows], scores[rows] = kp, sc
-        res = evaluate_predictions(instances, keypoints, scores, "coco_wholebody", metric="coco",
-                                   input_size=input_size)  # fmt: skip
-        level = profile.synthetic_difficulty or "medium"
-        for part in ("wholebody", "body"):
-            details = {k: float(v) for k, v in res.items() if k.startswith(f"{part}/")}
-            out.append({"metric": "AP", "value": float(res[f"{part}/AP"]), "details": details,
-                        "eval_set": f"synthetic {level} val ({len(rows)} people), {part}"})  # fmt: skip
-        return out
+        return synthetic_scores(instances, rows, kp, sc, input_size, profile)
 
     # LSPet: PCK@0.2 on images 2501-3000
     from posedistill.data.readers.lsp import read_lsp
 
-    joints = ROOT.parent / "shared" / "data" / "lspet" / "joints.mat"
-    instances = read_lsp(joints, indices=list(range(2501, 3001)))
+    instances = read_lsp(LSPET, indices=list(LSPET_VAL))
     rows, kp, sc = _predict_rows(model, "lsp", instances, "lsp", input_size, sigma)
-    res = evaluate_predictions([instances[i] for i in rows], kp, sc, "lsp", metric="pck")
-    out.append({"metric": "pck@0.2", "value": float(res["pck@0.2"]), "eval_set": "lspet 2501-3000",
-                "details": {"tpck@0.2": float(res["tpck@0.2"]), "epe": float(res["epe"])}})  # fmt: skip
-    out.append(coco_dev_body_ap(model, input_size, sigma))
+    coco = coco_dev_instances()
+    coco_rows, kp14, sc14 = _predict_rows(model, "lsp", coco, "coco", input_size, sigma)
+    return [lspet_score(instances, rows, kp, sc), coco_dev_body_ap(coco, coco_rows, kp14, sc14, input_size)]
+
+
+def synthetic_scores(instances: list, rows: np.ndarray, kp: np.ndarray, sc: np.ndarray, input_size: tuple[int, int],
+                     profile: Profile) -> list[dict[str, Any]]:  # fmt: skip
+    """Whole-body and body AP of predictions (``kp``, ``sc``) for the ``rows`` of the synthetic val instances."""
+    from posedistill.eval.evaluate import evaluate_predictions
+
+    keypoints = np.zeros((len(instances), *kp.shape[1:]), np.float32)
+    scores = np.zeros((len(instances), kp.shape[1]), np.float32)
+    keypoints[rows], scores[rows] = kp, sc
+    res = evaluate_predictions(instances, keypoints, scores, "coco_wholebody", metric="coco",
+                               input_size=input_size)  # fmt: skip
+    level = profile.synthetic_difficulty or "medium"
+    out = []
+    for part in ("wholebody", "body"):
+        details = {k: float(v) for k, v in res.items() if k.startswith(f"{part}/")}
+        out.append({"metric": "AP", "value": float(res[f"{part}/AP"]), "details": details,
+                    "eval_set": f"synthetic {level} val ({len(rows)} people), {part}"})  # fmt: skip
     return out
 
 
-def coco_dev_body_ap(model: Any, input_size: tuple[int, int], sigma: tuple[float, float]) -> dict[str, Any]:
-    """COCO AP of an LSP-14 model on coco_dev (GT boxes), over the 12 limb joints LSP shares with COCO-17."""
-    from posedistill.data.readers import read_dataset
+def lspet_score(instances: list, rows: np.ndarray, kp: np.ndarray, sc: np.ndarray) -> dict[str, Any]:
+    """PCK@0.2 of predictions for the ``rows`` of LSPet 2501-3000."""
     from posedistill.eval.evaluate import evaluate_predictions
+
+    res = evaluate_predictions([instances[i] for i in rows], kp, sc, "lsp", metric="pck")
+    return {"metric": "pck@0.2", "value": float(res["pck@0.2"]), "eval_set": "lspet 2501-3000",
+            "details": {"tpck@0.2": float(res["tpck@0.2"]), "epe": float(res["epe"])}}  # fmt: skip
+
+
+def coco_dev_instances() -> list:
+    """The coco_dev people (julito + coco_mini_train, COCO-17), only the 12 limb joints LSP shares labelled."""
+    from posedistill.data.readers import read_dataset
     from posedistill.layouts import get_mapping
 
-    mapping = get_mapping("lsp", "coco")
-    defined = mapping.defined_mask
+    defined = get_mapping("lsp", "coco").defined_mask
     instances = []
     for folder in ("julito", "coco_mini_train"):
         for inst in read_dataset(COCO_DEV / folder / "person_keypoints.json", format="coco", layout="coco"):
@@ -339,8 +365,17 @@ def coco_dev_body_ap(model: Any, input_size: tuple[int, int], sigma: tuple[float
             instances.append(dataclasses.replace(inst, visibility=vis, extra=extra,
                                                  image_id=f"{folder}/{inst.image_id}",
                                                  instance_id=f"{folder}/{inst.instance_id}"))  # fmt: skip
-    rows, kp14, sc14 = _predict_rows(model, "lsp", instances, "coco", input_size, sigma)
-    kp17, sc17, _ = mapping.apply(kp14, sc14)
+    return instances
+
+
+def coco_dev_body_ap(instances: list, rows: np.ndarray, kp14: np.ndarray, sc14: np.ndarray,
+                     input_size: tuple[int, int]) -> dict[str, Any]:  # fmt: skip
+    """COCO AP of LSP-14 predictions for the ``rows`` of :func:`coco_dev_instances` (GT boxes), over the 12 limb
+    joints LSP shares with COCO-17."""
+    from posedistill.eval.evaluate import evaluate_predictions
+    from posedistill.layouts import get_mapping
+
+    kp17, sc17, _ = get_mapping("lsp", "coco").apply(kp14, sc14)
     keypoints = np.zeros((len(instances), 17, 2), np.float32)
     scores = np.zeros((len(instances), 17), np.float32)
     keypoints[rows], scores[rows] = kp17, sc17
@@ -348,6 +383,53 @@ def coco_dev_body_ap(model: Any, input_size: tuple[int, int], sigma: tuple[float
     scored = sum(1 for i in rows if instances[i].visibility.sum() > 0)
     return {"metric": "AP", "value": float(res["AP"]), "eval_set": f"coco_dev body, 12 limb joints ({scored} people)",
             "details": {"AP50": float(res["AP50"]), "AR": float(res["AR"])}}  # fmt: skip
+
+
+def baseline_rows(dataset: str, profile: Profile, work: Path) -> list[dict[str, Any]]:
+    """The mean-pose baseline's rows of ``dataset``: the mean box-relative pose of the training people placed in
+    the boxes :func:`eval_checkpoint` predicts, scored by the same functions (no model; the synthetic data are
+    generated when missing)."""
+    from posedistill.data.readers import training_instances
+    from posedistill.eval.baseline import fit_mean_pose, place_mean_pose
+
+    def mean_pose(instances: list, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kp = place_mean_pose(pose, [instances[i] for i in rows])
+        return kp, np.ones(kp.shape[:2], np.float32)
+
+    if dataset == "synthetic":
+        from posedistill.engine.builders import read_source
+
+        prepare_synthetic(profile, work)
+        train_src, val_src = synthetic_sources(profile, work)
+        train = training_instances(read_source(train_src, "coco_wholebody"))
+        pose = fit_mean_pose(train)
+        instances = read_source(val_src, "coco_wholebody")
+        rows = _croppable(instances)
+        input_size = profile.input_size or tuple(int(v) for v in _config_input_size(dataset))
+        out = synthetic_scores(instances, rows, *mean_pose(instances, rows), input_size, profile)
+        level = profile.synthetic_difficulty or "medium"
+        fitted = f"the {len(train)} people of the {train_src.synthetic['num_images']} synthetic {level} training images"
+    else:
+        from posedistill.data.readers.lsp import read_lsp
+
+        train = training_instances(read_lsp(LSPET, indices=list(LSPET_TRAIN)))
+        pose = fit_mean_pose(train)
+        input_size = profile.input_size or tuple(int(v) for v in _config_input_size(dataset))
+        instances = read_lsp(LSPET, indices=list(LSPET_VAL))
+        rows = _croppable(instances)
+        coco = coco_dev_instances()
+        coco_rows = _croppable(coco)
+        out = [lspet_score(instances, rows, *mean_pose(instances, rows)),
+               coco_dev_body_ap(coco, coco_rows, *mean_pose(coco, coco_rows), input_size)]  # fmt: skip
+        fitted = f"the {len(train)} people of LSPet images 1-2500"
+    return [{"dataset": dataset, "model": BASELINE, "method": BASELINE, "seed": None, **r, "train_seconds": 0.0,
+             "fitted_on": fitted} for r in out]  # fmt: skip
+
+
+def _config_input_size(dataset: str) -> list[int]:
+    from posedistill.engine.config import load_config
+
+    return list(load_config(config_path(dataset, "baseline")).input_size)
 
 
 # ---------------------------------------------------------------------------------------------- experiment
@@ -413,7 +495,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     table = []
     keys = sorted({(r["dataset"], r["metric"], r["eval_set"]) for r in rows})
     for ds, metric, eval_set in keys:
-        for method in METHODS:
+        for method in (BASELINE, *METHODS):
             sel = [
                 r
                 for r in rows
@@ -430,11 +512,19 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def print_table(table: list[dict[str, Any]]) -> None:
-    print(f"\n{'dataset':<10} {'metric':<8} {'method':<10} {'n':>2} {'mean':>7} {'± spread/2':>10} "
+    print(f"\n{'dataset':<10} {'metric':<8} {'method':<18} {'n':>2} {'mean':>7} {'± spread/2':>10} "
           f"{'train s':>8}  eval set")  # fmt: skip
     for r in table:
-        print(f"{r['dataset']:<10} {r['metric']:<8} {r['method']:<10} {r['n']:>2} {r['mean']:>7.4f} "
+        print(f"{r['dataset']:<10} {r['metric']:<8} {r['method']:<18} {r['n']:>2} {r['mean']:>7.4f} "
               f"{r['spread'] / 2:>10.4f} {r['train_seconds_mean']:>8.0f}  {r['eval_set']}")  # fmt: skip
+    if any(r["method"] == BASELINE for r in table):
+        print(f"({BASELINE}: the mean box-relative pose of the training people in every box, no model)")
+
+
+def warn_unbeaten(rows: list[dict[str, Any]]) -> None:
+    """One warning (stderr) per run that does not beat the mean-pose baseline of its evaluation set."""
+    for line in row_warnings(rows, label=("model", "method", "seed")):
+        print(line, file=sys.stderr)
 
 
 def plot(table: list[dict[str, Any]], path: Path, profile: str) -> None:
@@ -448,6 +538,11 @@ def plot(table: list[dict[str, Any]], path: Path, profile: str) -> None:
     colors = {"teacher": "#888888", "baseline": "#4C72B0", "dwpose-s1": "#DD8452", "dwpose-s2": "#55A868"}
     for ax, (ds, metric, eval_set) in zip(axes[0], panels):
         sel = [r for r in table if (r["dataset"], r["metric"], r["eval_set"]) == (ds, metric, eval_set)]
+        base = [r["mean"] for r in sel if r["method"] == BASELINE]
+        sel = [r for r in sel if r["method"] != BASELINE]
+        if base:
+            ax.axhline(base[0], color="tab:red", ls="--", lw=1, label=BASELINE)
+            ax.legend(fontsize=7)
         x = np.arange(len(sel))
         means = [r["mean"] for r in sel]
         lo = [max(0.0, r["mean"] - min(r["values"])) for r in sel]
@@ -457,7 +552,7 @@ def plot(table: list[dict[str, Any]], path: Path, profile: str) -> None:
             ax.scatter([i] * len(r["values"]), r["values"], color="black", s=8, zorder=3)
         ax.set_xticks(x, [r["method"] for r in sel], rotation=20)
         ax.set_title(f"{ds}: {metric}\n{eval_set}", fontsize=8)
-        vals = [v for r in sel for v in r["values"]]
+        vals = [v for r in sel for v in r["values"]] + base
         ax.set_ylim(max(0.0, min(vals) - 0.1), min(1.0, max(vals) + 0.05))
     fig.suptitle(f"DWPose gains ({profile} profile): bars = mean, whiskers = min..max over seeds", fontsize=9)
     fig.tight_layout()
@@ -483,9 +578,13 @@ def main() -> int:
     p.add_argument("--report", action="store_true", help="only evaluate finished runs and write the outputs")
     p.add_argument("--cache-experiment", action="store_true",
                    help="also measure the teacher cache on the first dataset (stage 1, 1 epoch; stage 2)")  # fmt: skip
+    p.add_argument("--baseline-only", action="store_true",
+                   help=f"only (re)compute the {BASELINE} rows of the datasets of the existing --out file")  # fmt: skip
     args = p.parse_args()
     profile = PROFILES[args.profile or "quick"]
     work = (args.work_dir or ROOT / "work_dirs" / f"bench_dwpose_{profile.name}").resolve()
+    if args.baseline_only:
+        return update_baseline(args.out, profile, work, args.datasets)
     if profile.threads:
         import torch
 
@@ -505,8 +604,11 @@ def main() -> int:
             rows += run_dataset_report(ds, profile, work, args.seeds, args.teacher_seeds, args.teacher_model)
         elif f.is_file():
             rows += json.loads(f.read_text())
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        rows += baseline_rows(ds, profile, work)
     table = summarise(rows)
     print_table(table)
+    warn_unbeaten(rows)
     atomic_write_json(args.out, rows, indent=1)
     atomic_write_json(args.out.with_name("dwpose_summary.json"), {
         "profile": dataclasses.asdict(profile), "table": table, "platform": platform.platform(),
@@ -517,6 +619,25 @@ def main() -> int:
     if table:
         plot(table, args.out.with_suffix(".png"), profile.name)
     print(f"wrote {args.out} ({len(rows)} rows)")
+    return 0
+
+
+def update_baseline(out: Path, profile: Profile, work: Path, datasets: list[str]) -> int:
+    """Replace the baseline rows of the results file ``out`` (and of the summary's table next to it, when it is
+    ``dwpose.json``) by freshly computed ones, for the datasets of ``datasets`` the file has."""
+    rows = [r for r in json.loads(out.read_text()) if r["method"] != BASELINE]
+    for ds in [d for d in dict.fromkeys(r["dataset"] for r in rows) if d in datasets]:
+        rows += baseline_rows(ds, profile, work)
+    table = summarise(rows)
+    print_table(table)
+    warn_unbeaten(rows)
+    atomic_write_json(out, rows, indent=1)
+    summary = out.with_name("dwpose_summary.json")
+    if out.name == "dwpose.json" and summary.is_file():
+        doc = json.loads(summary.read_text())
+        doc["table"] = table
+        atomic_write_json(summary, doc, indent=1)
+    print(f"wrote the {BASELINE} rows into {out}")
     return 0
 
 

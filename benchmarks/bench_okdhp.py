@@ -23,9 +23,15 @@ Profiles:
   256×256, 150 epochs (``configs/okdhp/hourglass-4stack_{lspet,synthetic}*.yaml``).
 
 Writes ``benchmarks/results/okdhp.json`` (a list of rows ``{dataset, model, method, seed, metric, value,
-train_seconds}``; ``method`` is ``baseline``, ``okdhp`` or ``okdhp-ensemble``; values are fractions) and prints a
-Markdown summary (mean ± half-range over seeds, per-branch numbers, training cost ratio), then the seconds per
-training iteration of both networks interleaved in one process (``--cost-steps``), the load-independent cost ratio.
+train_seconds}``; ``method`` is ``baseline``, ``okdhp``, ``okdhp-ensemble`` or ``mean-pose baseline``; values are
+fractions) and prints a Markdown summary (mean ± half-range over seeds, per-branch numbers, training cost ratio),
+then the seconds per training iteration of both networks interleaved in one process (``--cost-steps``), the
+load-independent cost ratio.
+
+The ``mean-pose baseline`` rows (``posedistill.eval.baseline``): the mean box-relative pose of the training people
+of the recipe, placed in every validation box and scored with the same metrics; a run that does not beat it by
+``MARGIN`` gets a warning. ``--baseline-only`` (re)computes them in an existing ``--out`` file (seconds; the quick
+synthetic data are generated when missing).
 
     .venv/bin/python benchmarks/bench_okdhp.py --quick --datasets lspet synthetic --seeds 0 1 --jobs 2 --cost-steps 20
 """
@@ -44,6 +50,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from posedistill.eval.baseline import NAME as BASELINE  # noqa: E402
+from posedistill.eval.baseline import row_warnings  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "okdhp.json"
 CONFIGS = {
@@ -302,6 +311,42 @@ def step_cost(
     return out
 
 
+def baseline_rows(ds: str, quick: bool, epochs: int, work_root: Path) -> list[dict[str, Any]]:
+    """The mean-pose baseline's rows of ``ds``: fitted on the recipe's training people, scored on its validation
+    data with every metric of :data:`METRICS` and the arguments ``run_one`` scores the networks with."""
+    import contextlib
+
+    from posedistill.data.readers import training_instances
+    from posedistill.engine.builders import build_val_data, read_sources
+    from posedistill.engine.config import load_config
+    from posedistill.eval.baseline import evaluate_mean_pose
+
+    over = common_overrides(epochs, 0, "cpu") + (quick_overrides(ds, epochs, work_root) if quick else [])
+    with contextlib.chdir(ROOT):  # the configs' relative paths, as the runs (cwd ROOT) read them
+        cfg = load_config(CONFIGS[ds][0], over)
+        train = training_instances(read_sources(cfg, "train"))
+        val = build_val_data(cfg)
+    args = {"input_size": tuple(val.dataset.input_size), **val.metric_args, **cfg.eval.args}
+    src = cfg.data.train[0]
+    if quick and ds == "synthetic":
+        fitted = f"the {len(train)} people of the {QUICK_SYNTH['train']['num_images']} synthetic training images"
+    else:
+        fitted = f"the {len(train)} people of {src.path}" + (f" [{src.indices}]" if src.indices is not None else "")
+    rows = []
+    for key, metric in METRICS[ds].items():
+        res = evaluate_mean_pose(train, val.instances, cfg.data.layout, metric=metric, **args)
+        rows.append({"dataset": ds, "model": BASELINE, "method": BASELINE, "seed": None, "metric": key,
+                     "value": round(float(res[key]), 4), "train_seconds": 0.0,
+                     "fitted_on": fitted})  # fmt: skip
+    return rows
+
+
+def warn_unbeaten(rows: list[dict[str, Any]]) -> None:
+    """One warning (stderr) per run and metric that does not beat the mean-pose baseline."""
+    for line in row_warnings(rows, group=("dataset", "metric"), label=("model", "method", "seed")):
+        print(line, file=sys.stderr)
+
+
 def _mean_spread(values: list[float]) -> str:
     if not values:
         return "-"
@@ -310,8 +355,9 @@ def _mean_spread(values: list[float]) -> str:
     return f"{100 * mean:.1f} ± {100 * half:.1f}"
 
 
-def summarise(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-    """(result rows, Markdown summary) of the finished runs."""
+def summarise(results: list[dict[str, Any]], baseline: list[dict[str, Any]] | None = None) -> tuple[list, str]:
+    """(result rows, Markdown summary) of the finished runs; ``baseline``: the mean-pose baseline rows (a column
+    of the summary)."""
     keys = ("dataset", "model", "method", "seed", "metric", "value", "train_seconds")
     rows = []
     for r in results:
@@ -329,10 +375,11 @@ def summarise(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]
         return sum(r["train_seconds"] / r["epochs"] for r in rs) / max(len(rs), 1)
 
     lines = [
-        "| dataset | metric | baseline (alone) | OKDHP branch 0 (deployed) | OKDHP best branch | OKDHP ensemble | "
-        "train s/epoch, baseline → OKDHP | cost ratio | seeds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| dataset | metric | mean-pose baseline | baseline (alone) | OKDHP branch 0 (deployed) | OKDHP best branch | "
+        "OKDHP ensemble | train s/epoch, baseline → OKDHP | cost ratio | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    mean_pose = {(r["dataset"], r["metric"]): r["value"] for r in baseline or []}
     per_run = []
     for ds in sorted({r["dataset"] for r in results}):
         base = [r for r in results if r["dataset"] == ds and r["kind"] == "baseline"]
@@ -342,8 +389,10 @@ def summarise(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]
         for metric in METRICS[ds]:
             b = [r["scores"][metric]["final"] for r in base]
             o = [r["scores"][metric] for r in okd]
+            mp = mean_pose.get((ds, metric))
             lines.append(
-                f"| {ds} | {metric} | {_mean_spread(b)} | {_mean_spread([x['branches'][0] for x in o])} | "
+                f"| {ds} | {metric} | {'-' if mp is None else f'{100 * mp:.1f}'} | {_mean_spread(b)} | "
+                f"{_mean_spread([x['branches'][0] for x in o])} | "
                 f"{_mean_spread([max(x['branches']) for x in o])} | {_mean_spread([x['ensemble'] for x in o])} | "
                 f"{per_epoch(base):.0f} → {per_epoch(okd):.0f} | {ratio:.2f}× | {seeds} |"
             )
@@ -387,6 +436,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--summarise-only", action="store_true", help="re-read finished runs, write the results")
+    ap.add_argument("--baseline-only", action="store_true",
+                    help=f"only (re)compute the {BASELINE} rows of the existing --out file (seconds)")  # fmt: skip
     ap.add_argument(
         "--cost-steps", type=int, default=12, help="iterations of the interleaved cost measurement (0: off)"
     )
@@ -399,6 +450,8 @@ def main() -> int:
     epochs = args.epochs or (5 if quick else 150)
     work_root = (ROOT / args.work_root).resolve() if not Path(args.work_root).is_absolute() else Path(args.work_root)
     profile = "quick" if quick else "full"
+    if args.baseline_only:
+        return update_baseline(Path(args.out), args.datasets, quick, epochs, work_root)
     specs = []
     for ds in args.datasets:
         for seed in args.seeds:
@@ -430,11 +483,17 @@ def main() -> int:
     if not results:
         print("no finished run")
         return 1
-    rows, table = summarise(results)
+    datasets = list(dict.fromkeys(r["dataset"] for r in results))
+    if "synthetic" in datasets:
+        prepare_synthetic(work_root, quick)
+    base = [b for ds in datasets for b in baseline_rows(ds, quick, epochs, work_root)]
+    rows, table = summarise(results, base)
+    rows += base
     from posedistill.fileio import atomic_write_json
 
     atomic_write_json(args.out, rows, indent=2)
     print(table)
+    warn_unbeaten(rows)
     if args.cost_steps > 0:
         import torch
 
@@ -446,6 +505,25 @@ def main() -> int:
             print(f"  {ds}: baseline {c['baseline_s_per_iter']:.3f} s, OKDHP {c['okdhp_s_per_iter']:.3f} s, "
                   f"ratio {c['ratio']:.2f}x")  # fmt: skip
     print(f"\n{len(rows)} rows written to {args.out} ({profile} profile, {epochs} epochs, load {os.getloadavg()})")
+    return 0
+
+
+def update_baseline(out: Path, datasets: list[str], quick: bool, epochs: int, work_root: Path) -> int:
+    """Replace the baseline rows of the results file ``out`` by freshly computed ones (no training)."""
+    from posedistill.fileio import atomic_write_json
+
+    rows = [r for r in json.loads(out.read_text()) if r["method"] != BASELINE]
+    todo = [ds for ds in dict.fromkeys(r["dataset"] for r in rows) if ds in datasets]
+    if "synthetic" in todo:
+        prepare_synthetic(work_root, quick)
+    for ds in todo:
+        base = baseline_rows(ds, quick, epochs, work_root)
+        for b in base:
+            print(f"{ds} {b['metric']}: {BASELINE} {100 * b['value']:.1f} ({b['fitted_on']})")
+        rows += base
+    atomic_write_json(out, rows, indent=2)
+    warn_unbeaten(rows)
+    print(f"wrote the {BASELINE} rows of {', '.join(todo)} into {out}")
     return 0
 
 

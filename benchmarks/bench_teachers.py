@@ -17,8 +17,15 @@ Per dataset (``julito`` and ``coco_mini_train``, each scored on its own):
   predict``'s functions do the work); ms per person (pose model on the GT boxes: crop, network, decode) and ms per
   image (detector + pose model on the pipeline boxes, what ``posedistill infer`` costs per photo).
 
+- the **mean-pose baseline** (``posedistill.eval.baseline``, GT boxes only): one pose, the mean box-relative pose of
+  the people of coco_mini_train (COCO train2017 images: the distribution the teachers were trained on), placed in
+  every GT box and scored the same way; on coco_mini_train itself each image's people get the mean pose of the other
+  images' people (leave one image out), so no person's own pose is in its prediction. A teacher whose GT-box AP
+  does not beat it by ``MARGIN`` gets a warning.
+
 Writes ``benchmarks/results/teachers.json`` (atomically): ``rows`` of {dataset, model, boxes, metric, value} (plus
-``reason`` for skipped rows) and the settings; prints a table.
+``reason`` for skipped rows, ``fitted_on`` for the baseline's) and the settings; prints a table.
+``--baseline-only`` recomputes the baseline rows of an existing results file (seconds: annotations only).
 """
 
 from __future__ import annotations
@@ -55,6 +62,8 @@ from posedistill.commands.predict import (  # noqa: E402
     read_ground_truth,
 )
 from posedistill.data.image_io import read_image  # noqa: E402
+from posedistill.eval.baseline import NAME as BASELINE  # noqa: E402
+from posedistill.eval.baseline import row_warnings  # noqa: E402
 from posedistill.fileio import atomic_write_json  # noqa: E402
 from posedistill.infer.detector import NMS_THR, SCORE_THR  # noqa: E402
 
@@ -80,6 +89,8 @@ KEYPOINT_METRICS = ("AP", "AP50", "AR")
 # gt: the GT person boxes; detect: the default detector as `predict --boxes detect` keeps its boxes (evaluation);
 # pipeline: as `posedistill infer` / PoseEstimator() keep them (mmpose's demo)
 BOX_MODES = ("gt", "detect", "pipeline")
+# the people the mean-pose baseline is fitted on (leaving out the scored image's own people on this dataset itself)
+BASELINE_POOL = "coco_mini_train"
 
 Boxes = dict[Any, tuple[np.ndarray, np.ndarray]]  # image id -> boxes (N, 4) xyxy, scores (N,)
 
@@ -232,6 +243,62 @@ def run_mediapipe(mp_python: Path, gt: GroundTruthImages, threads: int) -> dict[
     return out
 
 
+# ---------------------------------------------------------------------------------------------- baseline
+
+
+def mean_pose_baseline(data: Path, dataset: str) -> tuple[dict[str, float], str]:
+    """GT-box AP / AP50 / AR of the mean-pose baseline on ``dataset`` (scored against its GT file as the teachers
+    are) and what it was fitted on: the people of :data:`BASELINE_POOL`, less the scored image's own people when
+    ``dataset`` is that pool (leave one image out)."""
+    from posedistill.data.readers import read_dataset, training_instances
+    from posedistill.eval.baseline import fit_mean_pose, place_mean_pose
+    from posedistill.eval.evaluate import evaluate_predictions
+
+    gt_file = data / dataset / GT_FILE
+    val = read_dataset(gt_file, format="coco", layout="coco")
+    pool = training_instances(read_dataset(data / BASELINE_POOL / GT_FILE, format="coco", layout="coco"))
+    if dataset == BASELINE_POOL:
+        kp = np.zeros((len(val), 17, 2), np.float32)
+        for image_id in dict.fromkeys(inst.image_id for inst in val):
+            rows = [i for i, inst in enumerate(val) if inst.image_id == image_id]
+            pose = fit_mean_pose([inst for inst in pool if inst.image_id != image_id])
+            kp[rows] = place_mean_pose(pose, [val[i] for i in rows])
+        fitted = f"{BASELINE_POOL} people of the other images ({len(pool)} people in all; leave one image out)"
+    else:
+        kp = place_mean_pose(fit_mean_pose(pool), val)
+        fitted = f"the {len(pool)} people of {BASELINE_POOL}"
+    scores = np.ones(kp.shape[:2], np.float32)
+    res = evaluate_predictions(val, kp, scores, "coco", metric="coco", gt_file=gt_file, input_size=(192, 256))
+    return {m: float(res[m]) for m in KEYPOINT_METRICS}, fitted
+
+
+def baseline_rows(data: Path, dataset: str) -> list[dict[str, Any]]:
+    metrics, fitted = mean_pose_baseline(data, dataset)
+    return [{"dataset": dataset, "model": BASELINE, "boxes": "gt", "metric": m, "value": v, "fitted_on": fitted}
+            for m, v in metrics.items()]  # fmt: skip
+
+
+def warn_unbeaten(rows: list[dict[str, Any]]) -> None:
+    """A warning (stderr) for every teacher whose AP does not beat the baseline's with the same boxes."""
+    for line in row_warnings([r for r in rows if r["metric"] == "AP"], group=("dataset", "boxes", "metric"),
+                             label=("model",), name_key="model"):  # fmt: skip
+        print(line, file=sys.stderr)
+
+
+def update_baseline(path: Path, data: Path, datasets: list[str]) -> int:
+    """Replace the baseline rows of the results file ``path`` by freshly computed ones (no model runs)."""
+    doc = json.loads(path.read_text())
+    rows = [r for r in doc["rows"] if r["model"] != BASELINE]
+    for dataset in datasets:
+        rows += baseline_rows(data, dataset)
+    doc["rows"] = rows
+    atomic_write_json(path, doc, indent=1)
+    print(format_tables(rows))
+    warn_unbeaten(rows)
+    print(f"\nwrote the {BASELINE} rows of {', '.join(datasets)} into {path}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- table
 
 
@@ -267,10 +334,13 @@ def format_tables(rows: list[dict[str, Any]]) -> str:
             if m in skipped:
                 lines.append(f"| {m} | - | skipped: {skipped[m]} | | | | |")
                 continue
-            for b in BOX_MODES:
+            for b in ("gt",) if m == BASELINE else BOX_MODES:
                 cells = [_fmt(values.get((dataset, m, b, k))) for k in KEYPOINT_METRICS]
                 cells += [_fmt(values.get((dataset, m, b, k)), 1) for k in ("ms_per_person", "ms_per_image")]
                 lines.append(f"| {m} | {b} | " + " | ".join(cells) + " |")
+        fitted = next((r["fitted_on"] for r in rows if r["dataset"] == dataset and r["model"] == BASELINE), None)
+        if fitted:
+            lines.append(f"\n{BASELINE}: one pose, the mean box-relative pose of {fitted}, placed in every GT box")
     return "\n".join(lines)
 
 
@@ -286,7 +356,11 @@ def main() -> int:
     parser.add_argument("--mp-python", type=Path, default=ROOT / ".venv-mediapipe" / "bin" / "python",
                         help="python of the MediaPipe environment (make mediapipe-env)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--baseline-only", action="store_true",
+                        help=f"only recompute the {BASELINE} rows of the existing --out file (seconds)")  # fmt: skip
     args = parser.parse_args()
+    if args.baseline_only:
+        return update_baseline(args.out, args.data, args.datasets)
 
     from posedistill.infer.defaults import default_detector
 
@@ -344,15 +418,20 @@ def main() -> int:
         mp = run_mediapipe(args.mp_python, gt, args.threads)
         if isinstance(mp, str):
             skip(dataset, MEDIAPIPE, mp)
-            continue
-        for mode, row in mp.items():
-            for m in KEYPOINT_METRICS:
-                add(dataset, MEDIAPIPE, mode, m, row[m])
-        if "ms_per_person" in mp["gt"]:
-            add(dataset, MEDIAPIPE, "gt", "ms_per_person", mp["gt"]["ms_per_person"])
-        if "ms_per_image" in mp["pipeline"]:
-            add(dataset, MEDIAPIPE, "pipeline", "ms_per_image", mp["pipeline"]["ms_per_image"])
-        print(f"  {MEDIAPIPE}: AP {mp['gt']['AP']:.3f} (GT boxes), {mp['detect']['AP']:.3f} (detect)", file=sys.stderr)
+        else:
+            for mode, row in mp.items():
+                for m in KEYPOINT_METRICS:
+                    add(dataset, MEDIAPIPE, mode, m, row[m])
+            if "ms_per_person" in mp["gt"]:
+                add(dataset, MEDIAPIPE, "gt", "ms_per_person", mp["gt"]["ms_per_person"])
+            if "ms_per_image" in mp["pipeline"]:
+                add(dataset, MEDIAPIPE, "pipeline", "ms_per_image", mp["pipeline"]["ms_per_image"])
+            print(f"  {MEDIAPIPE}: AP {mp['gt']['AP']:.3f} (GT boxes), {mp['detect']['AP']:.3f} (detect)",
+                  file=sys.stderr)  # fmt: skip
+
+        rows += baseline_rows(args.data, dataset)
+        print(f"  {BASELINE}: AP {rows[-len(KEYPOINT_METRICS)]['value']:.3f} (GT boxes; {rows[-1]['fitted_on']})",
+              file=sys.stderr)  # fmt: skip
 
     settings = {
         "threads": args.threads, "cpu": cpu_name(), "data": str(args.data), "weights": str(args.weights),
@@ -364,6 +443,7 @@ def main() -> int:
     }  # fmt: skip
     atomic_write_json(args.out, {"settings": settings, "rows": rows}, indent=1)
     print(format_tables(rows))
+    warn_unbeaten(rows)
     print(f"\nwrote {args.out}")
     return 0
 

@@ -4,6 +4,12 @@ Evaluates a checkpoint (a posedistill checkpoint folder, or an official mmpose /
 ``data.val`` sources: COCO AP for COCO-style data (per part for COCO-WholeBody), PCK for LSP / MPII-style / JHMDB
 (PCKh when the instances carry head boxes). Prints the headline numbers (and the per-part table of COCO-WholeBody)
 and writes every number to a JSON file, the per-joint values included (printed too with ``--per-joint``).
+
+Next to the model's numbers it prints those of the mean-pose baseline (``posedistill.eval.baseline``: the mean
+box-relative pose of the ``data.train`` people placed in every evaluated box, scored with the same metric on the
+same people), stores them under ``baseline`` in the JSON file, and warns (stderr) when the model does not beat it
+on the headline metric (COCO AP, else PCKh / PCK) by ``MARGIN``. Skipped, with a note, when ``data.train`` cannot
+be read (a synthetic source is not generated for it) or with ``--no-baseline``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", help="default folder of the metrics file (see --out)")
     parser.add_argument("--per-joint", action="store_true",
                         help="also print the per-joint tables (PCK metrics; always in the JSON file)")  # fmt: skip
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="do not fit and score the mean-pose baseline (data.train) next to the model")  # fmt: skip
 
 
 def format_result(result: dict[str, Any], layout_name: str, per_joint: bool = True) -> str:
@@ -81,6 +89,34 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+def mean_pose_baseline(cfg: Any, instances: list, metric: str, metric_args: dict[str, Any]) -> dict[str, Any] | None:
+    """The mean-pose baseline of ``cfg``'s ``data.train`` people scored on ``instances`` (``metric`` and
+    ``metric_args`` as the model was): ``{metrics, key, margin, fitted_on, num_train_instances}``; None, with a
+    note, when the training data cannot be read. A missing synthetic source is not generated for it."""
+    from posedistill.data.readers import training_instances
+    from posedistill.engine.builders import read_sources
+    from posedistill.engine.config import ConfigError
+    from posedistill.errors import PoseDataError
+    from posedistill.eval.baseline import MARGIN, evaluate_mean_pose, headline_key
+
+    def skip(why: str) -> None:
+        print(f"note: the mean-pose baseline is skipped: {why}")
+
+    if not cfg.data.train:
+        return skip("the config has no data.train source to fit it on")
+    missing = [str(src.path) for src in cfg.data.train if not Path(src.path).exists()]
+    if missing:
+        return skip(f"data.train source {missing[0]} not found")
+    try:
+        train = training_instances(read_sources(cfg, "train"))
+        metrics = evaluate_mean_pose(train, instances, cfg.data.layout, metric=metric, **metric_args)
+    except (ConfigError, PoseDataError, OSError, ValueError) as e:
+        return skip(f"data.train: {e}")
+    fitted_on = [str(src.path) + (f" [{src.indices}]" if src.indices is not None else "") for src in cfg.data.train]
+    return {"metrics": metrics, "key": headline_key(metrics), "margin": MARGIN, "fitted_on": fitted_on,
+            "num_train_instances": len(train)}  # fmt: skip
+
+
 def _metrics_path(cfg: Any, args: argparse.Namespace) -> Path:
     """--out, else <work dir>/eval/<checkpoint name>.json."""
     if args.out:
@@ -99,6 +135,8 @@ def _evaluate(cfg: Any, args: argparse.Namespace) -> int:
     from posedistill.engine.checkpoint import load_model_from_checkpoint
     from posedistill.engine.config import ConfigError
     from posedistill.engine.evaluation import check_metric, evaluate
+    from posedistill.eval.baseline import NAME as BASELINE_NAME
+    from posedistill.eval.baseline import baseline_warning, beats_baseline, format_baseline
     from posedistill.fileio import atomic_write_json, check_writable_output
 
     where = getattr(cfg, "source", args.config)
@@ -133,21 +171,40 @@ def _evaluate(cfg: Any, args: argparse.Namespace) -> int:
     method = SupervisedMethod(model, codec, layout).to(device)
     flip = cfg.eval.flip_test if args.flip_test is None else args.flip_test
     print(f"evaluating {args.checkpoint} on {len(val.dataset)} instances ({layout}, flip test {flip})")
+    metric_args = {**val.metric_args, **cfg.eval.args}
     result, keypoints, scores = evaluate(
         method, val.dataset, layout, batch_size=cfg.eval.batch_size or cfg.train.batch_size, device=device,
-        num_workers=cfg.train.num_workers, flip_test=flip, metric=cfg.eval.metric,
-        metric_args={**val.metric_args, **cfg.eval.args},
+        num_workers=cfg.train.num_workers, flip_test=flip, metric=cfg.eval.metric, metric_args=metric_args,
         progress=True, instances=val.instances, rows=val.rows,
     )  # fmt: skip
+    baseline = None
+    if args.no_baseline:
+        print("note: the mean-pose baseline is skipped (--no-baseline)")
+    else:  # the same people as the model (unreadable images left out), metric and metric arguments
+        skipped = set(result.get("skipped_instances", []))
+        scored = [inst for i, inst in enumerate(val.instances) if i not in skipped]
+        args_used = {"input_size": tuple(val.dataset.input_size), **metric_args}  # as evaluate() scores
+        baseline = mean_pose_baseline(cfg, scored, result["metric"], args_used)
     table = format_result(result, layout, per_joint=args.per_joint)
     if table:
         print(table)
+    if baseline and table and sum(k.endswith("/AP") for k in baseline["metrics"]) > 1:  # COCO-WholeBody parts
+        print(f"\n{BASELINE_NAME}, per part:")
+        print(format_result(baseline["metrics"], layout, per_joint=False))
     headline = {k: v for k, v in result.items() if "/" not in k and isinstance(v, (int, float, str))}
     print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in headline.items()))
+    if baseline:
+        print(format_baseline(baseline["metrics"], f"{BASELINE_NAME} ({baseline['num_train_instances']} "
+                                                   "training people)"))  # fmt: skip
+        key = baseline["key"]
+        baseline["beaten"] = beats_baseline(result, baseline["metrics"], key, baseline["margin"]) if key else None
+        warning = baseline_warning(result, baseline["metrics"], key, str(args.checkpoint), baseline["margin"])
+        if warning:
+            print(warning, file=sys.stderr)
 
     payload = {
         "config": str(args.config), "checkpoint": str(args.checkpoint), "flip_test": flip, "layout": layout,
-        "num_instances": len(val.dataset), "metrics": result,
+        "num_instances": len(val.dataset), "metrics": result, "baseline": baseline,
     }  # fmt: skip
     atomic_write_json(out, payload, indent=2)
     print(f"metrics written to {out}")
