@@ -152,8 +152,11 @@ class PosePipeline:
         """Poses of one frame: image (H, W, 3) uint8 BGR; ``timestamp`` in seconds (for smoothing)."""
         boxes, box_scores = self._detect(image)
         # nobody: skip the model, unless it is temporal (DKD), whose per-track state must see the empty frame
-        if boxes is not None and len(boxes) == 0 and self.layout is not None and not getattr(
-            self.estimator, "temporal", False
+        if (
+            boxes is not None
+            and len(boxes) == 0
+            and self.layout is not None
+            and not getattr(self.estimator, "temporal", False)
         ):
             result = PoseResult.empty(self.layout, image.shape[:2])
         else:
