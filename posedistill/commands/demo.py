@@ -329,7 +329,9 @@ def _sample_panels(samples_ann: Path, predictions: Path, out_dir: Path) -> list[
         if image is None:
             continue
         preds = by_image.get(inst.image_id, [])
-        pred_kp = np.array([np.reshape(p["keypoints"], (-1, 3)) for p in preds], np.float32).reshape(-1, 133, 3)
+        # COCO-WholeBody results split the 133 points by part; concatenated in this order they are the layout's
+        parts = ("keypoints", "foot_kpts", "face_kpts", "lefthand_kpts", "righthand_kpts")
+        pred_kp = np.array([np.concatenate([p[k] for k in parts]) for p in preds], np.float32).reshape(-1, 133, 3)
         drawn = int((pred_kp[..., 2] >= SAMPLE_KPT_THR).sum())
         left = draw_mmpose(image.copy(), pred_kp[..., :2], pred_kp[..., 2], "coco_wholebody", SAMPLE_KPT_THR)
         vis = (inst.visibility > 0).astype(np.float32)
@@ -366,7 +368,8 @@ def _report_md(
         "",
         f"Synthetic whole-body people ({args.difficulty}, {args.size}×{args.size} px): {args.images} training and "
         f"{args.val_images} validation images; models trained from random weights on this machine, "
-        f"{args.epochs} epochs (teacher, stage 1) and {max(1, args.epochs // 4)} (stage 2). On the validation people "
+        f"{args.epochs} epoch{'s' * (args.epochs != 1)} (teacher, stage 1) and {max(1, args.epochs // 4)} (stage 2). "
+        "On the validation people "
         "with ground-truth boxes, no flip test: PCK@0.2 (%) of all 133 points normalised by the box, and "
         "COCO-WholeBody OKS AP (%) per part. The mean-pose baseline places the training people's mean pose in each "
         "box without looking at the image; a model that does not beat it has learned nothing about the image.",
