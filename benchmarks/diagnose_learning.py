@@ -12,6 +12,11 @@ AP, loss at the start / end, wall time) and ``docs/learning_curves.png`` (traini
 variant). Finished runs (with a validation record) are reused and interrupted ones resume (``--force`` retrains).
 
     .venv/bin/python benchmarks/diagnose_learning.py [--variants reported mild_aug ...] [--steps 300]
+        [--data medium clean one_person no_clutter]
+
+``--data`` picks the synthetic data: ``medium`` (the demo's when the collapse was reported) or a preset that
+removes one kind of pixel difficulty (clutter, other people, or both plus noise and blur) while keeping medium's
+poses, so the mean-pose baseline stays about the same.
 """
 
 from __future__ import annotations
@@ -44,9 +49,19 @@ MILD_AUG = "{rotate_factor: 30.0, shift_prob: 0.0, half_body_prob: 0.0, dropout_
 VARIANTS: dict[str, dict[str, Any]] = {
     "reported": {},
     "mild_aug": {"data.aug": MILD_AUG},
-    "no_aug": {"data.aug": "{flip_prob: 0.5, half_body_prob: 0.0, shift_prob: 0.0, scale_prob: 0.0, rotate_prob: 0.0, hue_delta: 0, saturation_delta: 0, value_delta: 0, blur_prob: 0.0, median_blur_prob: 0.0, dropout_prob: 0.0}"},  # noqa: E501
+    "no_aug": {
+        "data.aug": "{flip_prob: 0.5, half_body_prob: 0.0, shift_prob: 0.0, scale_prob: 0.0, rotate_prob: 0.0, "
+        "hue_delta: 0, saturation_delta: 0, value_delta: 0, blur_prob: 0.0, median_blur_prob: 0.0, dropout_prob: 0.0}"
+    },
     "lr_1e-3": {"optim.lr": 1.0e-3},
     "lr_4e-3": {"optim.lr": 4.0e-3},
+    # RTMPose's 4e-3 at batch 256 scaled linearly to batch 32 is 5e-4
+    "lr_5e-4": {"optim.lr": 5.0e-4},
+    "lr_2e-4": {"optim.lr": 2.0e-4},
+    # the reported recipe for four times the steps (its cosine decay stretched to match)
+    "budget_x4": {"steps_factor": 4},
+    # RTMPose's own input size: a 8x6 last feature map instead of 4x3 (sigmas of the 256x192 configs)
+    "input_256x192": {"model.input_size": "[192, 256]", "codec.sigma": "[4.9, 5.66]"},
     "batch_16": {"train.batch_size": 16},
     "sigma_x2": {"codec.sigma": "[4.9, 5.66]"},
     "grad_clip": {"train.grad_clip": 1.0},
@@ -54,22 +69,40 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _generate(data_dir: Path) -> dict[str, Path]:
-    from posedistill.data.synthetic import generate_dataset
+# Data presets: the demo's synthetic data when the collapse was reported, then one kind of difficulty removed at a
+# time (overrides of posedistill.data.synthetic.make_config("medium", ...)). Poses, rotations and scales stay
+# medium's in every preset, so the mean-pose baseline stays low: only how hard the pixels are to read changes.
+NO_CLUTTER = {"distractors": (0, 0), "occluder_prob": 0.0, "shapes": (0, 3), "texture": 0.15,
+              "background_contrast": 0.25}  # fmt: skip
+ONE_PERSON = {"people": (1, 1), "overlap_prob": 0.0}
+DATA: dict[str, dict[str, Any]] = {
+    "medium": {},
+    "one_person": ONE_PERSON,
+    "no_clutter": NO_CLUTTER,
+    "clean": {**ONE_PERSON, **NO_CLUTTER, "truncation_prob": 0.0, "blur_prob": 0.0, "noise_std": 1.5,
+              "lighting": 0.1, "jpeg_quality": (90, 95), "clothing_pattern_prob": 0.3},
+}  # fmt: skip
 
+
+def _generate(data_dir: Path, preset: str) -> dict[str, Path]:
+    from posedistill.data.synthetic import generate_dataset, make_config
+
+    overrides = {"people": (1, 2), **DATA[preset]}
     sets = {"train": dict(num_images=1200, seed=0), "val": dict(num_images=150, seed=1000)}
     out = {}
     for name, kw in sets.items():
         out[name] = data_dir / name / "annotations.json"
         if not out[name].is_file():
-            generate_dataset(data_dir / name, size=(160, 160), difficulty="medium", people=(1, 2), **kw)
+            cfg = make_config("medium", size=(160, 160), **overrides)
+            generate_dataset(data_dir / name, config=cfg, **kw)
     return out
 
 
 def _run_variant(name: str, overrides: dict[str, Any], data: dict[str, Path], work: Path, steps: int,
-                 force: bool) -> dict[str, Any]:  # fmt: skip
+                 force: bool, preset: str) -> dict[str, Any]:  # fmt: skip
     run_dir = work / name
-    cfg = {**REPORTED, **overrides}
+    steps *= int(overrides.get("steps_factor", 1))
+    cfg = {**REPORTED, **{k: v for k, v in overrides.items() if k != "steps_factor"}}
     batch = int(cfg["train.batch_size"])
     people = len(json.loads(data["train"].read_text())["annotations"])  # one sample per person, not per image
     iters_per_epoch = -(-people // batch)  # the loader keeps the last partial batch
@@ -106,10 +139,12 @@ def _run_variant(name: str, overrides: dict[str, Any], data: dict[str, Path], wo
         subprocess.run([sys.executable, "-m", "posedistill", "eval", str(ROOT / "configs/demo/teacher.yaml"),
                         "--checkpoint", str(run_dir / "last"), "--out", str(coco_out), "--no-flip-test",
                         "--set", f"data.val.0.path={data['val']}", "--set", "eval.metric=coco",
-                        "--set", f"model.name={cfg['model.name']}"],
+                        *[a for k, v in cfg.items() if k.startswith(("model.", "codec."))
+                          for a in ("--set", f"{k}={v}")]],
                        check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     coco = json.loads(coco_out.read_text())["metrics"]
     return {
+        "data": preset,
         "variant": name,
         "overrides": {k: str(v) for k, v in overrides.items()},
         "steps": train[-1]["global_iter"] if train else 0,
@@ -135,7 +170,7 @@ def _baseline(data: dict[str, Path]) -> dict[str, float]:
     return {"pck@0.2": pck["pck@0.2"], "body_AP": coco["body/AP"], "wholebody_AP": coco["AP"]}
 
 
-def _plot(rows: list[dict[str, Any]], baseline: dict[str, float], path: Path) -> None:
+def _plot(rows: list[dict[str, Any]], baselines: dict[str, dict[str, float]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,20 +178,22 @@ def _plot(rows: list[dict[str, Any]], baseline: dict[str, float], path: Path) ->
 
     from posedistill.fileio import atomic_write_with
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     for r in rows:
         if r["curve"]:
             it, loss = zip(*r["curve"])
-            ax1.plot(it, loss, label=r["variant"], lw=1)
+            ax1.plot(it, loss, label=f"{r['data']} / {r['variant']}", lw=1)
     ax1.set_xlabel("optimizer step")
     ax1.set_ylabel("training loss")
     ax1.grid(alpha=0.3)
     ax1.legend(fontsize=7)
-    names = [r["variant"] for r in rows]
-    ax2.barh(names, [100 * (r["pck@0.2"] or 0) for r in rows], color="tab:blue")
-    ax2.axvline(100 * baseline["pck@0.2"], color="tab:red", ls="--", label="mean-pose baseline")
+    names = [f"{r['data']} / {r['variant']}" for r in rows]
+    ax2.barh(names, [100 * (r["pck@0.2"] or 0) for r in rows], color="tab:blue", label="model")
+    ax2.scatter([100 * baselines[r["data"]]["pck@0.2"] for r in rows], names, marker="|", s=300, color="tab:red",
+                zorder=3, label="mean-pose baseline of that data")  # fmt: skip
     ax2.set_xlabel("PCK@0.2, all 133 points (%)")
-    ax2.legend(fontsize=7)
+    ax2.invert_yaxis()
+    ax2.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
     fig.tight_layout()
     atomic_write_with(path, lambda p: fig.savefig(p, dpi=100, format="png"))
     plt.close(fig)
@@ -165,31 +202,57 @@ def _plot(rows: list[dict[str, Any]], baseline: dict[str, float], path: Path) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--steps", type=int, default=448,
-                    help="optimizer steps per run (default 448: the demo's 8 epochs of 1,794 people at batch 32)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=448,
+        help="optimizer steps per run (default 448: the demo's 8 epochs of 1,794 people at batch 32)",
+    )
     ap.add_argument("--work-dir", default="work_dirs/diagnose_learning")
     ap.add_argument("--out", default="benchmarks/results/learning_diagnosis.json")
     ap.add_argument("--plot", default="docs/learning_curves.png")
+    ap.add_argument(
+        "--data",
+        nargs="+",
+        default=["medium"],
+        choices=list(DATA),
+        help="data presets to train on (default: medium, the demo's data when the collapse was reported)",
+    )
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "2")
-    work = Path(args.work_dir)
-    data = _generate(work / "data")
-    baseline = _baseline(data)
-    print(f"mean-pose baseline: PCK@0.2 {100 * baseline['pck@0.2']:.1f}, body AP {100 * baseline['body_AP']:.1f}")
-    out_path = Path(args.out)
-    old = json.loads(out_path.read_text())["rows"] if out_path.is_file() else []
-    rows = {r["variant"]: r for r in old}
-    for name in args.variants:
-        r = _run_variant(name, VARIANTS[name], data, work, args.steps, args.force)
-        rows[name] = r
-        print(f"{name:12s} steps {r['steps']:4d}  PCK {100 * r['pck@0.2']:5.1f}  body AP {100 * r['body_AP']:5.1f}  "
-              f"loss {r['loss_first10']:.3f} -> {r['loss_last10']:.3f}  {r['train_seconds']:.0f} s", flush=True)
-        from posedistill.fileio import atomic_write_text
+    from posedistill.fileio import atomic_write_text
 
-        ordered = [rows[n] for n in VARIANTS if n in rows]
-        atomic_write_text(out_path, json.dumps({"baseline": baseline, "rows": ordered}, indent=1) + "\n")
-        _plot(ordered, baseline, Path(args.plot))
+    work = Path(args.work_dir)
+    out_path = Path(args.out)
+    for preset in args.data:
+        # the reported data keeps its old paths, so finished runs are reused
+        pwork = work if preset == "medium" else work / preset
+        data = _generate(pwork / "data", preset)
+        baseline = _baseline(data)
+        print(f"[{preset}] mean-pose baseline: PCK@0.2 {100 * baseline['pck@0.2']:.1f}, "
+              f"body AP {100 * baseline['body_AP']:.1f}", flush=True)  # fmt: skip
+        for name in args.variants:
+            r = _run_variant(name, VARIANTS[name], data, pwork, args.steps, args.force, preset)
+            print(
+                f"[{preset}] {name:12s} steps {r['steps']:4d}  PCK {100 * r['pck@0.2']:5.1f}  "
+                f"body AP {100 * r['body_AP']:5.1f}  loss {r['loss_first10']:.3f} -> {r['loss_last10']:.3f}  "
+                f"{r['train_seconds']:.0f} s",
+                flush=True,
+            )
+            # re-read just before writing: several presets may run as parallel processes
+            old = json.loads(out_path.read_text()) if out_path.is_file() else {}
+            baselines = old.get("baselines", {"medium": old["baseline"]} if "baseline" in old else {})
+            baselines[preset] = baseline
+            rows = {(x.get("data", "medium"), x["variant"]): x for x in old.get("rows", [])}
+            rows[(preset, name)] = r
+            ordered = [
+                rows[k] for k in sorted(rows, key=lambda k: (list(DATA).index(k[0]), list(VARIANTS).index(k[1])))
+            ]
+            for x in ordered:
+                x.setdefault("data", "medium")
+            atomic_write_text(out_path, json.dumps({"baselines": baselines, "rows": ordered}, indent=1) + "\n")
+            _plot(ordered, baselines, Path(args.plot))
 
 
 if __name__ == "__main__":
