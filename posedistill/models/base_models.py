@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from posedistill.models.cspnext import CSPNEXT_SIZES, CSPNeXt
+from posedistill.models.cspnext import CSPNEXT_SIZES, RTMDET_NANO, CSPNeXt
 from posedistill.models.heatmap_head import HeatmapHead
 from posedistill.models.heatmap_model import TopdownHeatmapModel
 from posedistill.models.hourglass import StackedHourglass
@@ -25,6 +25,12 @@ from posedistill.models.rtmpose import RTMPose
 
 def _rtmpose(size: str, num_keypoints: int, input_size: Sequence[int], **kw: Any) -> nn.Module:
     return RTMPose(size, num_keypoints, input_size, **kw)
+
+
+def _rtmpose_nano(num_keypoints: int, input_size: Sequence[int], **kw: Any) -> nn.Module:
+    """RTMPose head on RTMDet-nano's backbone, so that the detector's trained weights can initialise it."""
+    d, w = RTMDET_NANO
+    return RTMPose("nano", num_keypoints, input_size, deepen_factor=d, widen_factor=w, use_depthwise=True, **kw)
 
 
 def _heatmap_head_kw(kw: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +56,7 @@ def _hourglass(num_stacks: int, num_keypoints: int, input_size: Sequence[int], *
 
 BASE_MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     **{f"rtmpose-{s}": partial(_rtmpose, s) for s in CSPNEXT_SIZES},
+    "rtmpose-nano": _rtmpose_nano,
     **{f"simplebaseline-res{d}": partial(_simplebaseline, d) for d in RESNET_DEPTHS},
     **{f"cspnext-{s}-heatmap": partial(_cspnext_heatmap, s) for s in CSPNEXT_SIZES},
     **{f"hourglass-{n}stack": partial(_hourglass, n) for n in range(1, 9)},

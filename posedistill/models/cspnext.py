@@ -9,6 +9,8 @@ Layout for an input of B×3×H×W (every stride-2 conv maps n → ceil(n/2), so 
     stage4  ConvBNAct 3×3 s2 → SPP(5, 9, 13) → CSPLayer (no add)    B×c4×H/32×W/32
 
 Sizes scale the base channels (64, 128, 256, 512, 1024) by ``widen`` and the blocks (3, 6, 6, 3) by ``deepen``.
+``use_depthwise`` makes the stage downsampling and each block's first 3×3 conv depthwise-separable, as in the
+RTMDet-nano detector's backbone (:data:`RTMDET_NANO`).
 BatchNorm is eps 1e-5, momentum 0.1 (the configs' SyncBN, not the class default 1e-3 / 0.03).
 """
 
@@ -30,6 +32,8 @@ CSPNEXT_SIZES: dict[str, tuple[float, float]] = {
     "x": (1.33, 1.25),
 }
 
+# RTMDet-nano's backbone: (deepen_factor, widen_factor), built with use_depthwise=True
+RTMDET_NANO: tuple[float, float] = (0.33, 0.25)
 # P5 stages: (in_channels, out_channels, num_blocks, add_identity, use_spp) before scaling
 _P5 = ((64, 128, 3, True, False), (128, 256, 6, True, False), (256, 512, 6, True, False), (512, 1024, 3, False, True))
 
@@ -52,9 +56,9 @@ class ConvBNAct(nn.Module):
 class DepthwiseSeparableConv(nn.Module):
     """Depthwise k×k ConvBNAct followed by pointwise 1×1 ConvBNAct."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
         super().__init__()
-        self.depthwise_conv = ConvBNAct(in_channels, in_channels, kernel_size, groups=in_channels)
+        self.depthwise_conv = ConvBNAct(in_channels, in_channels, kernel_size, stride, groups=in_channels)
         self.pointwise_conv = ConvBNAct(in_channels, out_channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -62,11 +66,16 @@ class DepthwiseSeparableConv(nn.Module):
 
 
 class CSPNeXtBlock(nn.Module):
-    """3×3 ConvBNAct → depthwise-separable 5×5, with an optional identity shortcut. B×C×H×W → B×C×H×W."""
+    """3×3 ConvBNAct (depthwise-separable with ``use_depthwise``, as in RTMDet-nano) → depthwise-separable 5×5,
+    with an optional identity shortcut. B×C×H×W → B×C×H×W."""
 
-    def __init__(self, channels: int, add_identity: bool = True, kernel_size: int = 5) -> None:
+    def __init__(
+        self, channels: int, add_identity: bool = True, kernel_size: int = 5, use_depthwise: bool = False
+    ) -> None:
         super().__init__()
-        self.conv1 = ConvBNAct(channels, channels, 3)
+        self.conv1 = (
+            DepthwiseSeparableConv(channels, channels, 3) if use_depthwise else ConvBNAct(channels, channels, 3)
+        )
         self.conv2 = DepthwiseSeparableConv(channels, channels, kernel_size)
         self.add_identity = add_identity
 
@@ -102,13 +111,15 @@ class CSPLayer(nn.Module):
         add_identity: bool = True,
         expand_ratio: float = 0.5,
         channel_attention: bool = True,
+        use_depthwise: bool = False,
     ) -> None:
         super().__init__()
         mid = int(out_channels * expand_ratio)
         self.main_conv = ConvBNAct(in_channels, mid, 1)
         self.short_conv = ConvBNAct(in_channels, mid, 1)
         self.final_conv = ConvBNAct(2 * mid, out_channels, 1)
-        self.blocks = nn.Sequential(*[CSPNeXtBlock(mid, add_identity) for _ in range(num_blocks)])
+        self.blocks = nn.Sequential(*[CSPNeXtBlock(mid, add_identity, use_depthwise=use_depthwise)
+                                      for _ in range(num_blocks)])  # fmt: skip
         self.attention = ChannelAttention(2 * mid) if channel_attention else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -169,6 +180,7 @@ class CSPNeXt(nn.Module):
         expand_ratio: float = 0.5,
         channel_attention: bool = True,
         spp_kernel_sizes: Sequence[int] = (5, 9, 13),
+        use_depthwise: bool = False,
     ) -> None:
         super().__init__()
         if not out_indices or any(i not in range(5) for i in out_indices):
@@ -182,10 +194,13 @@ class CSPNeXt(nn.Module):
         for i, (out_ch, n, (_, _, _, add_identity, use_spp)) in enumerate(
             zip(spec.stage_channels, spec.stage_blocks, _P5)
         ):
-            layers: list[nn.Module] = [ConvBNAct(in_ch, out_ch, 3, stride=2)]
+            down = (
+                DepthwiseSeparableConv(in_ch, out_ch, 3, stride=2) if use_depthwise else ConvBNAct(in_ch, out_ch, 3, 2)
+            )
+            layers: list[nn.Module] = [down]
             if use_spp:
                 layers.append(SPPBottleneck(out_ch, out_ch, spp_kernel_sizes))
-            layers.append(CSPLayer(out_ch, out_ch, n, add_identity, expand_ratio, channel_attention))
+            layers.append(CSPLayer(out_ch, out_ch, n, add_identity, expand_ratio, channel_attention, use_depthwise))
             self.add_module(f"stage{i + 1}", nn.Sequential(*layers))
             in_ch = out_ch
         all_channels = (c2, *spec.stage_channels)

@@ -12,7 +12,8 @@ from posedistill.models.rtmcc_head import RTMCCHead, featuremap_size
 
 
 class RTMPose(nn.Module):
-    """RTMPose-{t,s,m,l,x}.
+    """RTMPose-{t,s,m,l,x}, or ``nano``: RTMDet-nano's depthwise backbone (``rtmpose-nano``, see
+    :mod:`posedistill.models.rtmdet_backbone`).
 
     ``input_size`` is (w, h) in pixels (192×256 by default). The input is the normalised crop, B×3×h×w.
 
@@ -32,6 +33,7 @@ class RTMPose(nn.Module):
         simcc_split_ratio: float = 2.0,
         deepen_factor: float | None = None,
         widen_factor: float | None = None,
+        use_depthwise: bool = False,
     ) -> None:
         super().__init__()
         if size not in CSPNEXT_SIZES and (deepen_factor is None or widen_factor is None):
@@ -44,7 +46,7 @@ class RTMPose(nn.Module):
         self.size = size
         self.num_keypoints = num_keypoints
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.backbone = CSPNeXt(deepen_factor=d, widen_factor=w, out_indices=out_indices)
+        self.backbone = CSPNeXt(deepen_factor=d, widen_factor=w, out_indices=out_indices, use_depthwise=use_depthwise)
         self.head = RTMCCHead(
             in_channels=self.backbone.out_channels[-1],
             num_keypoints=num_keypoints,
