@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+RTMDET_ONNX = ROOT.parent / "shared" / "weights" / "rtmdet-nano_person.onnx"
 sys.path.insert(0, str(ROOT))
 
 # The recipe of configs/demo/teacher.yaml when the collapse was reported (run with model rtmpose-t).
@@ -66,6 +67,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "sigma_x2": {"codec.sigma": "[4.9, 5.66]"},
     "grad_clip": {"train.grad_clip": 1.0},
     "wd_0.05": {"optim.weight_decay": 0.05},
+    # easy poses first: the easy preset's people added to the training set (same steps), or the model trained on
+    # the easy preset (`--data easy --variants reported`, run first) as the starting weights
+    "mix_easy": {"extra_train": "easy"},
+    "init_easy": {"init_from": "easy/reported"},
+    # RTMPose's head on RTMDet-nano's backbone (depthwise CSPNeXt 0.33 / 0.25): from random weights, and from the
+    # person detector's trained weights (posedistill.models.rtmdet_backbone), the only trained CSPNeXt we have
+    "nano_scratch": {"model.name": "rtmpose-nano"},
+    "nano_rtmdet": {"model.name": "rtmpose-nano", "init_rtmdet": True},
+    "nano_rtmdet_x4": {"model.name": "rtmpose-nano", "init_rtmdet": True, "steps_factor": 4},
+    "nano_rtmdet_x4_lr1e-3": {"model.name": "rtmpose-nano", "init_rtmdet": True, "steps_factor": 4, "optim.lr": 1e-3},
 }
 
 
@@ -77,6 +88,7 @@ NO_CLUTTER = {"distractors": (0, 0), "occluder_prob": 0.0, "shapes": (0, 3), "te
 ONE_PERSON = {"people": (1, 1), "overlap_prob": 0.0}
 DATA: dict[str, dict[str, Any]] = {
     "medium": {},
+    "easy": {"difficulty": "easy"},  # the easy preset whole: easy poses and easy pixels
     "one_person": ONE_PERSON,
     "no_clutter": NO_CLUTTER,
     "clean": {**ONE_PERSON, **NO_CLUTTER, "truncation_prob": 0.0, "blur_prob": 0.0, "noise_std": 1.5,
@@ -88,28 +100,48 @@ def _generate(data_dir: Path, preset: str) -> dict[str, Path]:
     from posedistill.data.synthetic import generate_dataset, make_config
 
     overrides = {"people": (1, 2), **DATA[preset]}
+    difficulty = overrides.pop("difficulty", "medium")
     sets = {"train": dict(num_images=1200, seed=0), "val": dict(num_images=150, seed=1000)}
     out = {}
     for name, kw in sets.items():
         out[name] = data_dir / name / "annotations.json"
         if not out[name].is_file():
-            cfg = make_config("medium", size=(160, 160), **overrides)
+            cfg = make_config(difficulty, size=(160, 160), **overrides)
             generate_dataset(data_dir / name, config=cfg, **kw)
     return out
 
 
 def _run_variant(name: str, overrides: dict[str, Any], data: dict[str, Path], work: Path, steps: int,
-                 force: bool, preset: str) -> dict[str, Any]:  # fmt: skip
+                 force: bool, preset: str, root: Path) -> dict[str, Any]:  # fmt: skip
     run_dir = work / name
     steps *= int(overrides.get("steps_factor", 1))
-    cfg = {**REPORTED, **{k: v for k, v in overrides.items() if k != "steps_factor"}}
+    special = ("steps_factor", "extra_train", "init_from", "init_rtmdet")
+    cfg = {**REPORTED, **{k: v for k, v in overrides.items() if k not in special}}
+    train_sets = [data["train"]]
+    if "extra_train" in overrides:
+        extra = overrides["extra_train"]
+        train_sets.append(_generate(root / extra / "data", extra)["train"])
+    if "init_from" in overrides:
+        init = root / overrides["init_from"] / "last" / "weights.safetensors"
+        if not init.is_file():
+            raise SystemExit(f"{name}: {init} not found; train it first (--data easy --variants reported)")
+        cfg["model.pretrained"] = init
+    if overrides.get("init_rtmdet"):
+        from posedistill.models.rtmdet_backbone import calibration_crops, write_rtmdet_pretrained
+
+        init = run_dir / "rtmdet-nano_backbone.safetensors"
+        if not init.is_file():
+            size = tuple(json.loads(str(cfg.get("model.input_size", "[96, 128]"))))
+            write_rtmdet_pretrained(init, RTMDET_ONNX, calibration_crops(data["train"], size))  # type: ignore[arg-type]
+        cfg["model.pretrained"] = init
     batch = int(cfg["train.batch_size"])
-    people = len(json.loads(data["train"].read_text())["annotations"])  # one sample per person, not per image
+    # one sample per person, not per image
+    people = sum(len(json.loads(p.read_text())["annotations"]) for p in train_sets)
     iters_per_epoch = -(-people // batch)  # the loader keeps the last partial batch
     epochs = max(1, round(steps / iters_per_epoch))
     sets = {
         **cfg,
-        "data.train.0.path": data["train"],
+        "data.train": "[" + ", ".join(f"{{format: coco, path: '{p}'}}" for p in train_sets) + "]",
         "data.val.0.path": data["val"],
         "train.epochs": epochs,
         "train.aug_switch_epoch": epochs + 1,  # one augmentation for the whole budget
@@ -179,12 +211,14 @@ def _plot(rows: list[dict[str, Any]], baselines: dict[str, dict[str, float]], pa
     from posedistill.fileio import atomic_write_with
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for r in rows:
+    colours = plt.get_cmap("tab20").colors
+    for i, r in enumerate(rows):
         if r["curve"]:
             it, loss = zip(*r["curve"])
-            ax1.plot(it, loss, label=f"{r['data']} / {r['variant']}", lw=1)
+            ax1.plot(it, loss, label=f"{r['data']} / {r['variant']}", lw=1, color=colours[i % len(colours)])
+    ax1.set_ylim(0.3, 1.3)  # the warm-up spikes (up to 4.3) are cut off so that the plateaus can be read
     ax1.set_xlabel("optimizer step")
-    ax1.set_ylabel("training loss")
+    ax1.set_ylabel("training loss (axis cut at 1.3)")
     ax1.grid(alpha=0.3)
     ax1.legend(fontsize=7)
     names = [f"{r['data']} / {r['variant']}" for r in rows]
@@ -233,7 +267,7 @@ def main() -> None:
         print(f"[{preset}] mean-pose baseline: PCK@0.2 {100 * baseline['pck@0.2']:.1f}, "
               f"body AP {100 * baseline['body_AP']:.1f}", flush=True)  # fmt: skip
         for name in args.variants:
-            r = _run_variant(name, VARIANTS[name], data, pwork, args.steps, args.force, preset)
+            r = _run_variant(name, VARIANTS[name], data, pwork, args.steps, args.force, preset, work)
             print(
                 f"[{preset}] {name:12s} steps {r['steps']:4d}  PCK {100 * r['pck@0.2']:5.1f}  "
                 f"body AP {100 * r['body_AP']:5.1f}  loss {r['loss_first10']:.3f} -> {r['loss_last10']:.3f}  "
