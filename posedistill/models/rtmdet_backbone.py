@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from posedistill.models.cspnext import ConvBNAct, CSPNeXt
+from posedistill.models.cspnext import RTMDET_NANO, ConvBNAct, CSPNeXt
 
 
 def _onnx_convs(path: Path) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
@@ -123,6 +123,7 @@ def calibration_crops(annotations: str | Path, input_size: tuple[int, int], coun
     people = read_dataset(annotations)[:count]
     if not people:
         raise ValueError(f"{annotations}: no people to calibrate the BatchNorm statistics on")
+    # the dataset wants a codec for its targets; only the crops are used here
     ds = TopDownDataset(people, SimCCCodec(input_size, (2.0, 2.0)), input_size, train=False)
     return collate([ds[i] for i in range(len(ds))])["image"]
 
@@ -134,7 +135,7 @@ def write_rtmdet_pretrained(out: str | Path, onnx_path: str | Path, calib: Tenso
 
     from posedistill.fileio import atomic_write_with
 
-    backbone = CSPNeXt(0.33, 0.25, use_depthwise=True)
+    backbone = CSPNeXt(*RTMDET_NANO, use_depthwise=True)
     load_rtmdet_backbone(backbone, onnx_path, calib)
     state = {f"backbone.{k}": v.contiguous() for k, v in backbone.state_dict().items()}
     out = Path(out)
