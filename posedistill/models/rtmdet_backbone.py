@@ -69,7 +69,7 @@ def load_rtmdet_backbone(backbone: CSPNeXt, onnx_path: str | Path, calib: Tensor
     if len(nodes) < len(convs):
         raise ValueError(f"{onnx_path}: {len(nodes)} Conv nodes, the backbone needs {len(convs)}")
     bn_of = {m.conv: m.bn for m in backbone.modules() if isinstance(m, ConvBNAct)}
-    bias_of: dict[nn.Conv2d, np.ndarray] = {}
+    with_bn: list[nn.Conv2d] = []
     with torch.no_grad():
         for i, (conv, (name, w, b)) in enumerate(zip(convs, nodes)):
             if tuple(w.shape) != tuple(conv.weight.shape):
@@ -79,14 +79,14 @@ def load_rtmdet_backbone(backbone: CSPNeXt, onnx_path: str | Path, calib: Tensor
             if i == 0:
                 weight = weight.flip(1)  # BGR -> RGB input channels
             conv.weight.copy_(weight)
-            b = np.zeros(w.shape[0], np.float32) if b is None else b
+            bias = torch.zeros(w.shape[0]) if b is None else torch.from_numpy(b.copy())
             if conv.bias is not None:  # channel attention: a plain conv with bias
-                conv.bias.copy_(torch.from_numpy(b.copy()))
+                conv.bias.copy_(bias)
             elif conv in bn_of:
-                bias_of[conv] = b
+                with_bn.append(conv)
                 bn = bn_of[conv]
                 bn.weight.fill_(1.0)
-                bn.bias.copy_(torch.from_numpy(b.copy()))
+                bn.bias.copy_(bias)  # b', until the statistics below are known
                 bn.running_mean.zero_()
                 bn.running_var.fill_(1.0 - bn.eps)  # BN is the identity plus b' in eval mode
             else:
@@ -97,19 +97,19 @@ def load_rtmdet_backbone(backbone: CSPNeXt, onnx_path: str | Path, calib: Tensor
     def record(mod: nn.Module, _inp: tuple[Tensor, ...], out: Tensor) -> None:
         stats[mod] = (out.mean(dim=(0, 2, 3)), out.var(dim=(0, 2, 3), unbiased=False))
 
-    hooks = [c.register_forward_hook(record) for c in bias_of]
+    hooks = [c.register_forward_hook(record) for c in with_bn]
     with torch.no_grad():
         backbone.eval()(calib)
     for h in hooks:
         h.remove()
     with torch.no_grad():
-        for conv, b in bias_of.items():
+        for conv in with_bn:
             m, v = stats[conv]
             bn = bn_of[conv]
             bn.running_mean.copy_(m)
             bn.running_var.copy_(v)
             bn.weight.copy_(torch.sqrt(v + bn.eps))
-            bn.bias.copy_(m + torch.from_numpy(b.copy()))
+            bn.bias.add_(m)  # b' + m
     return len(convs)
 
 
