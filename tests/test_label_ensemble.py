@@ -68,6 +68,9 @@ def test_spec_files_and_detection(tmp_path):
     y = tmp_path / "ens.yaml"
     y.write_text("parts:\n  body: pp-tinypose:flip\n  feet+face+hands: mediapipe\ngt: true\n")
     assert parse_spec(str(y)) == parse_spec_string("body=pp-tinypose:flip,feet+face+hands=mediapipe,gt")
+    v = tmp_path / "visible.yaml"
+    v.write_text("parts:\n  body: a.onnx\ngt: [body]\ngt_visible_only: true\n")
+    assert parse_spec(str(v)) == parse_spec_string("body=a.onnx,gt:visible=body")
     j = tmp_path / "ens.json"
     j.write_text(json.dumps({"parts": {"body": "a.onnx"}, "gt": ["feet", "face"]}))
     assert parse_spec(str(j)).gt_parts == ("feet", "face")
@@ -120,6 +123,27 @@ def test_ensemble_takes_each_part_from_its_teacher_and_gt_first():
     assert body.closed and rest.closed
     with pytest.raises(ValueError, match="given to two teachers"):
         EnsembleTeacher([(body, ["body"]), (rest, ["all"])])
+
+
+def test_visible_ground_truth_only():
+    """``gt:visible``: ground-truth points marked occluded (visibility 1: LSPet's guesses, sometimes outside the
+    image) leave the teacher's point in place; visible ones (2) still win."""
+    spec = parse_spec_string("body=pp-tinypose:flip,gt:visible")
+    assert spec.gt_visible_only and spec.gt_parts == tuple(PART_SLICES)
+    assert spec.describe() == "body=pp-tinypose:flip,gt:visible"
+    assert parse_spec_string("body=a,gt:visible=body").describe() == "body=a,gt:visible=body"
+    assert not parse_spec_string("body=a,gt").gt_visible_only and is_ensemble_spec("gt:visible")
+    kp, vis = np.zeros((17, 2)), np.zeros(17)
+    kp[0], kp[5] = (7, 8), (-300, 400)
+    vis[[0, 5]] = (2, 1)
+    image, boxes = np.zeros((20, 20, 3), np.uint8), np.array([[0, 0, 9, 9]], np.float32)
+    loaded = load_ensemble(spec, lambda t: StubTeacher(1.0, 0.9))
+    assert "visible ground truth first" in loaded.name
+    out = loaded(image, boxes, ground_truth=[_person(kp, vis)])
+    np.testing.assert_allclose(out.keypoints[0, [0, 5]], [[7, 8], [1, 1]])
+    assert out.scores[0, 0] == 1.0 and out.scores[0, 5] == 0.9
+    every = EnsembleTeacher([(StubTeacher(1.0, 0.9), ["body"])], gt_parts=["body"])(image, boxes, [_person(kp, vis)])
+    np.testing.assert_allclose(every.keypoints[0, 5], [-300, 400])  # plain 'gt' keeps the occluded guess
 
 
 def test_load_ensemble_builds_each_teacher_once():
