@@ -31,7 +31,8 @@ Steps (every product lands in ``--work-dir``, default ``work_dirs/cascade``; a f
 6. Write ``benchmarks/results/cascade.json`` (rows ``{dataset, model, method, seed, metric, value,
    train_seconds, eval_set}``, method ``mediapipe`` / ``teacher`` / ``dwpose-s1`` / ``dwpose-s2`` /
    ``mean-pose baseline``),
-   ``benchmarks/results/cascade.png``, and with ``--ship`` the final student to
+   ``benchmarks/results/cascade.png``, and with ``--ship`` (no longer the default model's source: that is
+   ``benchmarks/default_model.py``) the final student to
    ``models/rtmpose-t_wholebody-cascade/`` (ONNX with float16 weights + the fp16 safetensors checkpoint).
 
     .venv/bin/python benchmarks/bench_cascade.py [--ship] [--mp-python PATH] [--smoke]
@@ -545,11 +546,12 @@ def model_card(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     w, h = meta["input_size"]
     return f"""# rtmpose-t_wholebody-cascade
 
-The default model of `posedistill infer` and `PoseEstimator()`: a whole-body (COCO-WholeBody, 133 keypoints)
-RTMPose-t at {h}×{w}, the final student of the real-image cascade (`make cascade`, `benchmarks/bench_cascade.py`):
-MediaPipe Holistic pseudo-labels LSPet images 1–2500 (body limbs replaced by the LSP ground truth) → a whole-body
-RTMPose-s teacher trained from scratch → DWPose stage 1 and stage 2 into this RTMPose-t. Trained on 2 CPU cores
-in about an hour, from random initialisation: a demonstration of the pipeline, not a production model.
+Not the default model (that is `models/rtmpose-nano_wholebody`, from `make default-model`): a whole-body
+(COCO-WholeBody, 133 keypoints) RTMPose-t at {h}×{w}, the final student of the real-image cascade
+(`make cascade`, `benchmarks/bench_cascade.py`): MediaPipe Holistic pseudo-labels LSPet images 1–2500 (body
+limbs replaced by the LSP ground truth) → a whole-body RTMPose-s teacher trained from scratch → DWPose stage 1
+and stage 2 into this RTMPose-t. Trained on 2 CPU cores in about an hour, from random initialisation: a
+demonstration of the pipeline, not a production model.
 
 - `model.onnx`: the runtime's file (float16 weights, float32 compute; rtmlib / mmdeploy I/O contract with the
   posedistill metadata), `weights.safetensors` + `meta.json`: the same weights as a posedistill checkpoint

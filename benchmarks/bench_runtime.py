@@ -4,7 +4,7 @@ float32 against int8 (``posedistill export --int8``) side by side: speed, end-to
 
     .venv/bin/python benchmarks/bench_runtime.py                 # 50 warm-up + 200 timed runs per case
     .venv/bin/python benchmarks/bench_runtime.py --iters 50      # quicker
-    .venv/bin/python benchmarks/bench_runtime.py --sections int8 --models models/rtmpose-t_wholebody-cascade \\
+    .venv/bin/python benchmarks/bench_runtime.py --sections int8 --models models/rtmpose-nano_wholebody \\
         rtmpose-t --study                                        # int8 only (the other results are kept)
 
 **runtime** section: each model runs through ``posedistill bench`` (see ``posedistill/commands/bench.py`` for what
@@ -71,7 +71,7 @@ COCO_DEV = SHARED / "coco_dev"
 COCO_DEV_FOLDERS = ("julito", "coco_mini_train")
 CALIB_IMAGES = (1, 2500)  # LSPet training images: calibration never sees an evaluated person
 EVAL_LSPET = (2501, 3000)
-INT8_MODELS = ["models/rtmpose-t_wholebody-cascade", "rtmpose-t"]
+INT8_MODELS = ["models/rtmpose-nano_wholebody", "rtmpose-t"]
 FRAME = (640, 480)
 AGREE_THR = 0.05
 BLOCKS = 4  # timing blocks per precision (time_blocks)

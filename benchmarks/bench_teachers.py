@@ -82,7 +82,7 @@ TEACHERS = (
     ("pp-tinypose-256x192", "{weights}/pp-tinypose_256x192_ncnn.param", True),
     ("pp-tinypose-128x96", "{weights}/pp-tinypose_128x96_ncnn.param", False),
     ("pp-tinypose-128x96", "{weights}/pp-tinypose_128x96_ncnn.param", True),
-    ("default (rtmpose-t wholebody cascade)", "default", False),
+    ("default (rtmpose-nano wholebody)", "default", False),
 )
 MEDIAPIPE = "mediapipe-holistic"
 KEYPOINT_METRICS = ("AP", "AP50", "AR")

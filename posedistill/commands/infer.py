@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         metavar="M",
         help="pose model: .onnx file, URL, mmdeploy SDK zip, or a checkpoint (needs torch); default: the shipped "
-        "whole-body RTMPose-t (models/rtmpose-t_wholebody-cascade)",
+        "whole-body rtmpose-nano (models/rtmpose-nano_wholebody)",
     )
     parser.add_argument(
         "--detector",

@@ -1,8 +1,9 @@
 """The models that ``PoseEstimator()`` and ``posedistill infer`` use when none is given, shipped in the
 repository's ``models/`` folder so that both work offline out of the box:
 
-- the pose model: the whole-body RTMPose-t that the real-image cascade (``benchmarks/bench_cascade.py``) distilled
-  (model card: ``models/rtmpose-t_wholebody-cascade/README.md``). The folder holds the ONNX file the torch-free
+- the pose model: the whole-body ``rtmpose-nano`` (RTMPose head on RTMDet-nano's backbone) that
+  ``make default-model`` (``benchmarks/default_model.py``) distilled from PP-TinyPose and MediaPipe Holistic on real
+  photos (model card: ``models/rtmpose-nano_wholebody/README.md``). The folder holds the ONNX file the torch-free
   runtime loads (float16 weights, float32 compute) and the same weights as a posedistill checkpoint
   (``weights.safetensors`` + ``meta.json``) for ``eval``, fine-tuning and re-export. ``$POSEDISTILL_DEFAULT_MODEL``
   points elsewhere (a file, URL or checkpoint).
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from posedistill.infer.detector import PersonDetector
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-DEFAULT_MODEL_NAME = "rtmpose-t_wholebody-cascade"
+DEFAULT_MODEL_NAME = "rtmpose-nano_wholebody"
 DEFAULT_MODEL_DIR = MODELS_DIR / DEFAULT_MODEL_NAME
 DEFAULT_ONNX = "model.onnx"
 DEFAULT_DETECTOR_NAME = "rtmdet-nano_person"

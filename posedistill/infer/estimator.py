@@ -138,7 +138,10 @@ class TorchPoseModel:
             padding=float(meta.get("padding", BBOX_PADDING)),
             batch_size=None,
             flip_indices=flip,
-            metadata={"build_args": args} if args else {},
+            metadata={
+                **({"build_args": args} if args else {}),
+                "untrained_keypoints": [int(i) for i in meta.get("untrained_keypoints", [])],
+            },
         )
         return cls(module, info, device)
 
@@ -253,6 +256,9 @@ class PoseEstimator:
         self.flip_test = bool(flip_test)
         self.codec = build_codec(self.info.codec)
         self._lut = normalise_lut(self.info.mean, self.info.std)
+        # keypoints the model's training never labelled (e.g. the small toes, which MediaPipe has no landmark for):
+        # their outputs are untrained, so they are reported with score 0 rather than an arbitrary one
+        self._untrained = np.asarray(self.info.metadata.get("untrained_keypoints", []), np.int64)
         self._det_args: dict[str, Any] = {
             "score_thr": det_score_thr, "nms_thr": det_nms_thr, "threads": threads, "providers": providers,
             "cache_dir": cache_dir, "progress": progress,
@@ -334,7 +340,9 @@ class PoseEstimator:
         )  # fmt: skip
         kp_crop, scores = self.infer_crops(batch.inputs)
         keypoints = keypoints_to_image(kp_crop, batch.centers, batch.scales, self.info.input_size, self.info.udp)
-        return keypoints, scores.astype(np.float32)
+        scores = scores.astype(np.float32)
+        scores[:, self._untrained] = 0.0
+        return keypoints, scores
 
     def __call__(
         self,

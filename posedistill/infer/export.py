@@ -159,6 +159,8 @@ def _runtime_info(
         "padding": float(meta.get("padding", BBOX_PADDING)),
         "flip_indices": list(flip),
         "build_args": build_args,
+        # keypoints its training never labelled (their outputs are untrained): the runtime scores them 0
+        "untrained_keypoints": [int(i) for i in meta.get("untrained_keypoints", [])],
         "dynamic_batch": bool(dynamic_batch),
         "opset": int(opset),
     }

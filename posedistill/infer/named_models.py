@@ -4,7 +4,7 @@
 
 - ``pp-tinypose`` (= ``pp-tinypose_256x192``): PP-TinyPose 256×192, a COCO-17 heatmap network in ncnn format
   (PaddleDetection, Apache-2.0; model card ``models/pp-tinypose_256x192/README.md``), a teacher;
-- ``rtmpose-t_wholebody-cascade``: the default whole-body model (:mod:`posedistill.infer.defaults`).
+- ``rtmpose-nano_wholebody``: the default whole-body model (:mod:`posedistill.infer.defaults`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 NAMED_MODELS = {
     "pp-tinypose": "pp-tinypose_256x192/pp-tinypose_256x192_ncnn.param",
     "pp-tinypose_256x192": "pp-tinypose_256x192/pp-tinypose_256x192_ncnn.param",
-    "rtmpose-t_wholebody-cascade": "rtmpose-t_wholebody-cascade/model.onnx",
+    "rtmpose-nano_wholebody": "rtmpose-nano_wholebody/model.onnx",
 }
 
 
