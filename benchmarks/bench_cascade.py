@@ -194,13 +194,21 @@ def merge_ground_truth(labels: Path, out: Path, count: int) -> dict[str, int]:
 
 
 def train(method: str, config: str, wd: Path, sets: list[str], teacher: Path | None) -> float:
-    """Train one model in a subprocess (resuming an interrupted run); returns its wall time in seconds."""
+    """Train one model of the cascade in a subprocess (resuming an interrupted run); returns its wall time in
+    seconds."""
+    command = "train" if method == "teacher" else "distill"
+    sets = [*sets, *([f"method.args.teacher={teacher}"] if teacher else [])]
+    return run_training(command, CONFIGS / config, wd, sets, f"bench_cascade: {method}")
+
+
+def run_training(command: str, config: Path, wd: Path, sets: list[str], what: str) -> float:
+    """``posedistill COMMAND CONFIG --work-dir WD --set ...`` in a subprocess, resumed when ``WD`` holds an
+    interrupted run; returns its training seconds. A finished run (``WD/run.json``) is not run again."""
     info_file = wd / "run.json"
     if info_file.is_file():
         return float(json.loads(info_file.read_text())["seconds"])
-    command = "train" if method == "teacher" else "distill"
-    args = [sys.executable, "-m", "posedistill", command, str(CONFIGS / config), "--work-dir", str(wd)]
-    for s in [*sets, *([f"method.args.teacher={teacher}"] if teacher else [])]:
+    args = [sys.executable, "-m", "posedistill", command, str(config), "--work-dir", str(wd)]
+    for s in sets:
         args += ["--set", s]
     resumed = (wd / "last" / "meta.json").is_file()
     if resumed:
@@ -212,12 +220,12 @@ def train(method: str, config: str, wd: Path, sets: list[str], teacher: Path | N
     seconds = time.perf_counter() - t0
     if rc != 0:
         why = "stalled" if rc == STALLED else f"rc {rc}"
-        raise SystemExit(f"bench_cascade: {method} failed ({why}); log {wd / 'train.log'}:\n"
+        raise SystemExit(f"{what} failed ({why}); log {wd / 'train.log'}:\n"
                          f"{(wd / 'train.log').read_text()[-3000:]}")  # fmt: skip
     if resumed:
         seconds = epoch_seconds(wd / "metrics.jsonl")
     atomic_write_json(info_file, {"seconds": round(seconds, 1), "command": args[2:], "resumed": resumed}, indent=1)
-    log(f"  {method} done in {seconds:.0f} s")
+    log(f"  {what.split(': ')[-1]} done in {seconds:.0f} s")
     return seconds
 
 

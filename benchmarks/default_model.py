@@ -68,7 +68,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # ncnn's spinning threads d
 
 import bench_cascade as cascade  # noqa: E402
 import bench_teachers as teachers  # noqa: E402
-from bench_dwpose import STALLED, epoch_seconds, run_watched  # noqa: E402
 
 from posedistill.eval.baseline import NAME as BASELINE  # noqa: E402
 from posedistill.eval.baseline import row_warnings  # noqa: E402
@@ -282,32 +281,9 @@ def pretrained_backbone(pool: Path, input_size: tuple[int, int], out: Path) -> P
     return out
 
 
-def train(config: Path, wd: Path, sets: list[str], distill: bool, env: dict[str, str]) -> float:
+def train(config: Path, wd: Path, sets: list[str], distill: bool) -> float:
     """One training run in a subprocess, resumed when interrupted; returns its training seconds (reused when done)."""
-    info_file = wd / "run.json"
-    if info_file.is_file():
-        return float(json.loads(info_file.read_text())["seconds"])
-    args = [sys.executable, "-m", "posedistill", "distill" if distill else "train", str(config), "--work-dir",
-            str(wd)]  # fmt: skip
-    for s in sets:
-        args += ["--set", s]
-    resumed = (wd / "last" / "meta.json").is_file()
-    if resumed:
-        args.append("--resume")
-    wd.mkdir(parents=True, exist_ok=True)
-    log(" ".join(args[2:]))
-    t0 = time.perf_counter()
-    rc = run_watched(args, env, wd / "train.log", [wd / "train.log", wd / "metrics.jsonl"], 1800)
-    seconds = time.perf_counter() - t0
-    if rc != 0:
-        why = "stalled" if rc == STALLED else f"rc {rc}"
-        raise SystemExit(f"default_model: training in {wd} failed ({why}); log {wd / 'train.log'}:\n"
-                         f"{(wd / 'train.log').read_text()[-3000:]}")  # fmt: skip
-    if resumed:
-        seconds = epoch_seconds(wd / "metrics.jsonl")
-    atomic_write_json(info_file, {"seconds": round(seconds, 1), "command": args[2:], "resumed": resumed}, indent=1)
-    log(f"  done in {seconds:.0f} s")
-    return seconds
+    return cascade.run_training("distill" if distill else "train", config, wd, sets, f"default_model: {wd.name}")
 
 
 def recipe_sets(gpu: bool, smoke: bool) -> tuple[list[str], tuple[int, int]]:
@@ -623,7 +599,6 @@ def main() -> int:
     args = p.parse_args()
     work = args.work_dir.resolve()
     t_start = time.perf_counter()
-    env = dict(os.environ)
 
     # 1-2. labels and pool
     jobs = label_jobs(args.smoke)
@@ -646,7 +621,7 @@ def main() -> int:
             backbone = pretrained_backbone(pool, vsize, work / "pretrained" / f"rtmdet-nano_{vsize[0]}x{vsize[1]}"
                                            ".safetensors")  # fmt: skip
             sets = [f"data.train.0.path={pool}", f"model.pretrained={backbone}", *vsets, *args.sets]
-            secs = train(CONFIGS / "student.yaml", work / "ablation" / name, sets, False, env)
+            secs = train(CONFIGS / "student.yaml", work / "ablation" / name, sets, False)
             onnx = export_onnx(work / "ablation" / name / "last", work / "ablation" / f"{name}.onnx")
             for r in julito_rows({name: str(onnx)}, None, threads) + lspet_rows({name: str(onnx)}, mp_lsp, threads):
                 if r["method"] == name:
@@ -664,9 +639,8 @@ def main() -> int:
     backbone = pretrained_backbone(pool, size, work / "pretrained" / f"rtmdet-nano_{size[0]}x{size[1]}.safetensors")
     sets = [f"data.train.0.path={pool}", f"model.pretrained={backbone}", *recipe, *args.sets]
     s1, s2 = work / "student_s1", work / "student_s2"
-    seconds = {"stage 1": train(CONFIGS / "student.yaml", s1, sets, False, env)}
-    seconds["stage 2"] = train(CONFIGS / "student_s2.yaml", s2, [*sets, f"method.args.teacher={s1 / 'last'}"],
-                               True, env)  # fmt: skip
+    seconds = {"stage 1": train(CONFIGS / "student.yaml", s1, sets, False)}
+    seconds["stage 2"] = train(CONFIGS / "student_s2.yaml", s2, [*sets, f"method.args.teacher={s1 / 'last'}"], True)
 
     # 5. evaluation
     onnx = {"ours stage 1": export_onnx(s1 / "last", work / "student_s1.onnx"),
