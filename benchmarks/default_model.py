@@ -219,8 +219,8 @@ def make_labels(jobs: list[LabelJob], folder: Path, mp_python: Path, cores: int)
             if hasattr(os, "sched_setaffinity") and cores > 1:
                 args = ["taskset", "-c", str(core), *args]
             log(f"label {job.name}: {' '.join(args)}")
-            logf = open(folder / f"{job.name}.log", "w")  # noqa: SIM115 (closed when the process ends)
-            proc = subprocess.Popen(args, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT)
+            with open(folder / f"{job.name}.log", "w") as logf:  # the child keeps its own copy of the descriptor
+                proc = subprocess.Popen(args, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT)
             running.append((proc, job, out, fp_file, fp, core))
         time.sleep(1.0)
         for item in list(running):
