@@ -365,11 +365,12 @@ def lspet_rows(models: dict[str, str], mp_labels: Path, threads: int) -> list[di
         flip = spec.endswith(":flip")
         est = PoseEstimator(spec.removesuffix(":flip"), detector=None, flip_test=flip, threads=threads, progress=False)
         kp, sc = cascade.predict(_WholeBody(est), lsp_set.instances)
-        rows.append(_row("lspet", method, "pck@0.2", cascade.lsp_pck(lsp_set, kp, sc), name))
+        pck = cascade.lsp_pck(lsp_set, kp, sc)
+        rows.append(_row("lspet", method, "pck@0.2", pck, name))
         if (sc[:, 23:] > 0).any():  # whole-body models only
             for part, v in cascade.part_agreement(lsp_set, kp).items():
                 rows.append(_row("lspet", method, f"{part}_agree@0.2", v, f"{lsp_set.name}, MediaPipe's {part}"))
-        log(f"  {method:<24} LSPet PCK@0.2 {rows[-1 if not (sc[:, 23:] > 0).any() else -4]['value']:.3f}")
+        log(f"  {method:<24} LSPet PCK@0.2 {pck:.3f}")
     kp, n = cascade.lsp_limbs_mean_pose(lsp_set.instances, 2500)
     rows.append(_row("lspet", BASELINE, "pck@0.2", cascade.lsp_pck(lsp_set, kp, np.ones(kp.shape[:2])), name,
                      fitted_on=f"the 12 limb joints of the {n} people of LSPet 1-2500"))  # fmt: skip
@@ -549,12 +550,9 @@ DWPose-t, trained on COCO-WholeBody and UBody on GPUs.
 def never_labelled(pool: Path) -> list[int]:
     """The COCO-WholeBody points no person of ``pool`` has a label for (the small toes: MediaPipe has no landmark
     for them); the shipped model's runtime scores them 0 instead of reporting an untrained output."""
-    from posedistill.label.coco_writer import PART_SLICES
-
     labelled = np.zeros(133, bool)
     for ann in json.loads(pool.read_text())["annotations"]:
-        for field, sl in PART_SLICES:
-            labelled[sl] |= np.asarray(ann.get(field) or [0] * 3 * (sl.stop - sl.start)).reshape(-1, 3)[:, 2] > 0
+        labelled |= cascade.wholebody_arrays(ann)[1] > 0
     return [int(i) for i in np.flatnonzero(~labelled)]
 
 
