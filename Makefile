@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv test test-stress demo bench bench-dwpose bench-okdhp bench-dkd bench-teachers mediapipe-env cascade default-model lint clean
+.PHONY: venv test test-stress demo bench bench-dwpose bench-dwpose-scratch bench-okdhp bench-dkd bench-teachers mediapipe-env cascade default-model lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,17 +34,22 @@ SPEED_BENCHES := bench_data bench_synth bench_models bench_runtime bench_train
 bench: $(STAMP)
 	for b in $(SPEED_BENCHES); do $(PY) benchmarks/$$b.py || exit 1; done
 
-# The methods' gains tables (long: tens of minutes on 2 CPU cores with --quick; --full is meant for a GPU).
+# The methods' gains tables, three seeds each (long: tens of minutes on 2 CPU cores; docs/benchmarks.md).
+# DWPose with the real PP-TinyPose teacher on LSPet: no KD, stage 1, stage 1 + 2 and the stage-2 ablation.
 bench-dwpose: $(STAMP)
+	$(PY) benchmarks/bench_dwpose_teacher.py --seeds 0 1 2 --jobs 2
+
+# The earlier DWPose table with teachers trained from scratch here (RTMPose-m / -t, synthetic data and LSPet).
+bench-dwpose-scratch: $(STAMP)
 	$(PY) benchmarks/bench_dwpose.py --quick
 	$(PY) benchmarks/bench_dwpose.py --quick --datasets synthetic --teacher-model rtmpose-t \
 		--work-dir work_dirs/bench_dwpose_quick_tteacher --out benchmarks/results/dwpose_t-teacher.json
 
 bench-okdhp: $(STAMP)
-	$(PY) benchmarks/bench_okdhp.py --quick --datasets lspet synthetic --seeds 0 1 --epochs 5 --jobs 2
+	$(PY) benchmarks/bench_okdhp.py --quick --datasets lspet synthetic --seeds 0 1 2 --epochs 5 --jobs 2
 
 bench-dkd: $(STAMP)
-	$(PY) benchmarks/bench_dkd.py --quick
+	$(PY) benchmarks/bench_dkd.py --quick --seeds 0 1 2 --jobs 2
 
 # The real teachers (PP-TinyPose 256x192 / 128x96 +-flip, MediaPipe Holistic when .venv-mediapipe exists, the default
 # model) and person detectors on ../shared/data/coco_dev: AP with GT and detected boxes, box AP, ms at 2 threads.

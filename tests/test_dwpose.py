@@ -13,7 +13,13 @@ import yaml
 from posedistill.codecs import SimCCCodec
 from posedistill.distill.dwpose import DWPoseArgs, DWPoseMethod, from_config, stage2_epochs
 from posedistill.distill.teacher_cache import TeacherCache, cached_forward, sample_keys, teacher_fingerprint
-from posedistill.engine.checkpoint import load_model_from_checkpoint, load_weights, read_meta, save_checkpoint
+from posedistill.engine.checkpoint import (
+    is_finished,
+    load_model_from_checkpoint,
+    load_weights,
+    read_meta,
+    save_checkpoint,
+)
 from posedistill.engine.config import ConfigError, config_from_dict
 from posedistill.engine.optim import build_optimizer
 from posedistill.models import build_model
@@ -303,6 +309,13 @@ def test_distill_both_stages_strip_and_eval_end_to_end(tmp_path):
     backbone = [k for k in w_s1 if k.startswith("backbone.")]
     assert backbone and all(torch.equal(w_s1[k], w_s2[k]) for k in backbone)
     assert not torch.equal(w_s1["head.cls_x.weight"], w_s2["head.cls_x.weight"])
+    # --resume on a finished chain: both stages are complete, so neither trains again
+    assert is_finished(w1 / "last") and is_finished(w2 / "last")
+    lines = [len((w / "metrics.jsonl").read_text().splitlines()) for w in (w1, w2)]
+    argv = ["distill", str(s1), "--work-dir", str(w1), "--then", str(s2), "--then-work-dir", str(w2), "--resume"]
+    assert main(argv) == 0
+    assert [len((w / "metrics.jsonl").read_text().splitlines()) for w in (w1, w2)] == lines
+    assert torch.equal(load_weights(w2 / "last")["head.cls_x.weight"], w_s2["head.cls_x.weight"])
     # strip -> plain checkpoint with identical outputs; eval accepts it
     assert main(["strip", str(w2 / "last"), str(tmp_path / "plain")]) == 0
     plain, meta = load_model_from_checkpoint(tmp_path / "plain")
@@ -326,3 +339,26 @@ def test_config_errors_name_the_key(tmp_path):
     base["method"]["args"] = {"stage": 1, "teacher": str(tmp_path / "nope")}
     with pytest.raises(ConfigError, match=r"method\.args\.teacher"):
         from_config(config_from_dict(base, "x.yaml"))
+
+
+def test_untrained_keypoints_follow_labels_and_teacher():
+    """Stage 1 distils every keypoint: a point is untrained only when no label and no teacher knows it. Stage 2
+    learns from the stage-1 model alone and inherits its list."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    vis = np.full(14, 2.0)
+    vis[[12, 13]] = 0  # neck and head top never labelled
+    weights = np.ones(14, np.float32)
+    weights[0] = 0  # a point with a label but weight 0 is not trained either
+    people = SimpleNamespace(instances=[SimpleNamespace(visibility=vis, keypoint_weights=weights)] * 3)
+    codec = SimCCCodec(SIZE, (1.5, 1.7))
+    s1 = DWPoseMethod(1, _rtm("t", 0), _rtm("s", 1), codec, "lsp", 2, teacher_untrained=[13, 5])
+    assert s1.untrained_keypoints(people) == [13]
+    assert DWPoseMethod(1, _rtm("t", 0), _rtm("s", 1), codec, "lsp", 2).untrained_keypoints(people) == []
+    s2 = DWPoseMethod(2, _rtm("t", 0), _rtm("t", 1), codec, "lsp", 2, teacher_untrained=[0, 12, 13])
+    assert s2.untrained_keypoints(people) == [0, 12, 13]
+    from posedistill.distill.base import unlabelled_keypoints
+
+    assert unlabelled_keypoints(people.instances) == [0, 12, 13] and unlabelled_keypoints([]) == []

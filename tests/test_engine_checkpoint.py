@@ -12,6 +12,7 @@ import torch
 from posedistill.cli import main
 from posedistill.engine.checkpoint import (
     CheckpointError,
+    is_finished,
     load_model_from_checkpoint,
     load_pretrained,
     load_training_state,
@@ -46,6 +47,16 @@ def test_round_trip_identical_outputs(tmp_path):
             assert torch.equal(a, b)
     # the folder's files also resolve to it
     assert resolve_checkpoint(tmp_path / "ckpt" / "meta.json") == tmp_path / "ckpt"
+
+
+def test_is_finished_only_when_the_run_reached_its_epochs(tmp_path):
+    model = _model()
+    for name, epoch in (("mid", 1), ("end", 2)):
+        save_checkpoint(tmp_path / name, model, {"epoch": epoch, "config": {"train": {"epochs": 2}}})
+    save_checkpoint(tmp_path / "bare", model, {"epoch": 2})  # no config: cannot tell, so not finished
+    assert is_finished(tmp_path / "end")
+    assert not is_finished(tmp_path / "mid") and not is_finished(tmp_path / "bare")
+    assert not is_finished(tmp_path / "missing")
 
 
 def test_overwrite_is_atomic_and_interrupted_save_recovers(tmp_path):

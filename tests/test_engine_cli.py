@@ -133,28 +133,53 @@ def test_cli_errors_name_the_key(tmp_path, capsys):
     assert "did you mean 'epochs'" in capsys.readouterr().err
 
 
+def coco_people(tmp: Path, name: str, n: int, seed: int = 1) -> Path:
+    """A COCO-17 file of ``n`` 96x96 stick-figure images (in ``tmp/img``): only shoulders to ankles are labelled,
+    the face points never are (the LSP figure has none)."""
+    images, joints = draw_people(n, 96, seed=seed)
+    (tmp / "img").mkdir(exist_ok=True)
+    anns, imgs = [], []
+    for i, (img, pts) in enumerate(zip(images, joints)):
+        cv2.imwrite(str(tmp / "img" / f"{i}.jpg"), img)
+        kp = np.zeros((17, 3))
+        kp[5:17, :2] = pts[[9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0]]  # shoulders..ankles from the LSP figure
+        kp[5:17, 2] = 2
+        x0, y0 = pts.min(0)
+        x1, y1 = pts.max(0)
+        imgs.append({"id": i + 1, "file_name": str(tmp / "img" / f"{i}.jpg"), "width": 96, "height": 96})
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0, "num_keypoints": 12,
+                     "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                     "area": float((x1 - x0) * (y1 - y0)), "keypoints": kp.ravel().tolist()})  # fmt: skip
+    out = tmp / name
+    out.write_text(json.dumps({"images": imgs, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}))
+    return out
+
+
+def test_train_records_the_keypoints_no_label_trains(tmp_path, capsys):
+    """COCO-17 people labelled from the shoulders down: the face points get no signal, the checkpoint says so and
+    the runtime scores them 0."""
+    from posedistill.infer import PoseEstimator
+
+    train = coco_people(tmp_path, "train.json", 8)
+    cfg = tiny_config(tmp_path, tmp_path / "unused.mat", train={"epochs": 1, "aug_switch_epoch": None})
+    data = yaml.safe_load(cfg.read_text())
+    data["data"] = {"layout": "coco", "train": [{"format": "coco", "path": str(train)}], "val": []}
+    cfg.write_text(yaml.safe_dump(data))
+    assert main(["train", str(cfg), "--work-dir", str(tmp_path / "w")]) == 0
+    assert "keypoints [0, 1, 2, 3, 4] get no training signal" in capsys.readouterr().out
+    assert read_meta(tmp_path / "w" / "last")["untrained_keypoints"] == [0, 1, 2, 3, 4]
+    est = PoseEstimator(str(tmp_path / "w" / "last"), detector=None, progress=False)
+    res = est(cv2.imread(str(tmp_path / "img" / "0.jpg")), boxes=np.array([[0, 0, 96, 96]], np.float32))
+    assert not res.scores[0, :5].any() and res.scores[0, 5:].any()
+
+
 def test_eval_cli_mmpose_pth_on_coco(tmp_path):
     """An official-style mmpose .pth (state_dict + meta with numpy arrays) evaluated with COCO AP."""
     import torch
 
     from posedistill.models.builder import build_model
 
-    images, joints = draw_people(6, 96, seed=1)
-    (tmp_path / "img").mkdir()
-    anns, imgs = [], []
-    for i, (img, pts) in enumerate(zip(images, joints)):
-        cv2.imwrite(str(tmp_path / "img" / f"{i}.jpg"), img)
-        kp = np.zeros((17, 3))
-        kp[5:17, :2] = pts[[9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0]]  # shoulders..ankles from the LSP figure
-        kp[5:17, 2] = 2
-        x0, y0 = pts.min(0)
-        x1, y1 = pts.max(0)
-        imgs.append({"id": i + 1, "file_name": f"{i}.jpg", "width": 96, "height": 96})
-        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0, "num_keypoints": 12,
-                     "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-                     "area": float((x1 - x0) * (y1 - y0)), "keypoints": kp.ravel().tolist()})  # fmt: skip
-    gt = tmp_path / "val.json"
-    gt.write_text(json.dumps({"images": imgs, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}))
+    gt = coco_people(tmp_path, "val.json", 6)
     model = build_model("rtmpose-t", 17, input_size=(48, 64))
     pth = tmp_path / "rtmpose-t_official.pth"
     sd = {k: v for k, v in model.state_dict().items()}

@@ -183,6 +183,27 @@ def test_run_images_openpose_and_interrupt(tmp_path: Path) -> None:
     assert len(json.loads((tmp_path / "c.json").read_text())) == 2  # the frame done, its two people
 
 
+def test_a_frame_whose_picture_fails_is_not_in_the_json(tmp_path: Path, monkeypatch) -> None:
+    import posedistill.infer.pipeline as pipeline_module
+
+    for t in range(3):
+        cv2.imwrite(str(tmp_path / f"{t}.png"), _scene(t))
+    written: list[str] = []
+
+    def write_image(path: Path, image: np.ndarray) -> None:
+        if len(written) == 1:
+            raise OSError(f"{path}: disk full")
+        written.append(path.name)
+
+    monkeypatch.setattr(pipeline_module, "write_image", write_image)
+    pipe = PosePipeline(FakeEstimator(), FakeDetector())
+    opts = OutputOptions(out_dir=tmp_path / "vis", json_path=tmp_path / "r.json", json_format="coco")
+    with pytest.raises(OSError, match="disk full"):
+        run(pipe, open_source(tmp_path), opts, progress=False)
+    people = json.loads((tmp_path / "r.json").read_text())
+    assert written == ["0.jpg"] and len(people) == 2 and {p["image_id"] for p in people} == {people[0]["image_id"]}
+
+
 def test_image_ids_from_coco(tmp_path: Path) -> None:
     (tmp_path / "gt.json").write_text(json.dumps({"images": [{"id": 19, "file_name": "78.jpg"}]}))
     assert image_ids_from_coco(tmp_path / "gt.json") == {"78.jpg": 19}  # by file name: x.jpg and x.png differ

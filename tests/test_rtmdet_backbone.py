@@ -85,3 +85,27 @@ def test_rtmpose_nano_loads_the_written_file(tmp_path: Path):
     assert torch.equal(first, ref)
     x, y = model(torch.zeros(1, 3, 64, 48))
     assert x.shape == (1, 133, 96) and y.shape == (1, 133, 128)
+
+
+def test_config_pretrained_rtmdet_nano_starts_from_the_detector(tmp_path: Path):
+    """``model.pretrained: rtmdet-nano`` in a config: rtmpose-nano's backbone is the detector's, its BN statistics
+    those of the training people's crops; another network gets an error naming the key."""
+    from posedistill.distill.supervised import build_student
+    from posedistill.engine.builders import read_sources
+    from posedistill.engine.config import ConfigError, config_from_dict
+    from posedistill.models.rtmdet_backbone import instance_crops
+    from tests.test_engine_cli import make_tiny_lsp
+
+    mat = make_tiny_lsp(tmp_path / "lsp", n=6)
+    doc = {"model": {"name": "rtmpose-nano", "input_size": [48, 64], "pretrained": "rtmdet-nano"},
+           "codec": {"type": "simcc", "sigma": [1.5, 1.7]},
+           "data": {"layout": "lsp", "train": [{"format": "lsp", "path": str(mat)}]}}  # fmt: skip
+    cfg = config_from_dict(doc, "nano.yaml")
+    model = build_student(cfg)
+    ref = CSPNeXt(0.33, 0.25, use_depthwise=True)
+    load_rtmdet_backbone(ref, ONNX, instance_crops(read_sources(cfg, "train"), (48, 64)))
+    got = model.backbone.state_dict()
+    assert all(torch.equal(v, got[k]) for k, v in ref.state_dict().items())
+    doc["model"]["name"] = "rtmpose-t"
+    with pytest.raises(ConfigError, match=r"model\.pretrained.*rtmpose-nano"):
+        build_student(config_from_dict(doc, "t.yaml"))

@@ -80,7 +80,10 @@ def _run(argv: list[str], commands: list[str]) -> None:
 
 
 def _done(ckpt: Path) -> bool:
-    return (ckpt / "weights.safetensors").is_file() and (ckpt / "meta.json").is_file()
+    """A finished run (not merely a ``last`` written after some epoch: an interrupted run resumes instead)."""
+    from posedistill.engine.checkpoint import is_finished
+
+    return is_finished(ckpt)
 
 
 class _Timings:
@@ -174,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     reused = _done(teacher / "last")
     if not reused:
         _run(["train", str(configs / "teacher.yaml"), "--work-dir", str(teacher), *sets_for(args.epochs),
-              "--set", f"model.pretrained={pretrained}"], commands)  # fmt: skip
+              "--set", f"model.pretrained={pretrained}", "--resume"], commands)  # fmt: skip
     timings.record("teacher", time.perf_counter() - t0, reused)
 
     # 3. DWPose stage 1 + 2 -------------------------------------------------------------------------------------
@@ -188,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
             "distill", str(configs / "student_s1.yaml"), "--work-dir", str(s1),
             "--teacher", str(teacher / "last"), *sets_for(args.epochs), "--set", f"model.pretrained={pretrained}",
             "--then", str(configs / "student_s2.yaml"), "--then-work-dir", str(s2),
-            *[a for s in then_sets for a in ("--set-then", s)],
+            *[a for s in then_sets for a in ("--set-then", s)], "--resume",
         ], commands)  # fmt: skip
     timings.record("student", time.perf_counter() - t0, reused)
 

@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--then-work-dir", help="work dir of STAGE2_CONFIG (default as for CONFIG)")
     parser.add_argument(
         "--resume", nargs="?", const=True, default=None, metavar="CKPT",
-        help="continue CONFIG's run exactly: from CKPT, or without a value from <work-dir>/last when it exists",
+        help="continue CONFIG's run exactly: from CKPT, or without a value from <work-dir>/last when it exists; "
+        "with --then, STAGE2_CONFIG's run also continues from its work dir's last checkpoint when there is one",
     )  # fmt: skip
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: train.device of the config)")
 
@@ -82,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         cfg2 = _load(args.then, args.then_overrides, None, stage1, args.device)
         if dist_utils.is_main_process():
             print(f"stage 2: {args.then} with teacher {stage1}", flush=True)
-        return _train(cfg2, work_dir_for(cfg2, args.then, args.then_work_dir), None)
+        # a resumed chain also resumes an interrupted stage 2 (a finished one is left as it is)
+        return _train(cfg2, work_dir_for(cfg2, args.then, args.then_work_dir), True if args.resume else None)
     except (ConfigError, PoseDataError, CheckpointError, FileNotFoundError) as e:
         print(f"posedistill distill: error: {e}", file=sys.stderr)
         return 2

@@ -90,9 +90,16 @@ def _train(cfg: object, work_dir: Path, resume: str | bool | None) -> int:
         val = method.build_val_data(cfg) if hasattr(method, "build_val_data") else build_val_data(cfg, codec)
         if dist_utils.is_main_process():
             dist_utils.barrier()
+        meta = checkpoint_meta(cfg)
+        untrained = method.untrained_keypoints(train_set)
+        if untrained:
+            meta["untrained_keypoints"] = untrained  # scored 0 at inference (PoseEstimator)
+            if dist_utils.is_main_process():
+                print(f"note: keypoints {untrained} get no training signal (no label, no teacher); the checkpoint "
+                      "lists them as untrained_keypoints and inference scores them 0", flush=True)  # fmt: skip
         trainer = Trainer(
             cfg, method, train_set, val.dataset if val else None, work_dir=work_dir, layout=cfg.data.layout,
-            meta=checkpoint_meta(cfg), val_instances=val.instances if val else None, val_rows=val.rows if val else None,
+            meta=meta, val_instances=val.instances if val else None, val_rows=val.rows if val else None,
             val_metric_args=val.metric_args if val else None,
         )  # fmt: skip
         result = trainer.fit(resume=resume)

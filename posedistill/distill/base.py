@@ -65,6 +65,31 @@ class Method(nn.Module):
         """The deployable network (a plain estimator with ``build_args``), sharing weights with the method."""
         raise NotImplementedError
 
+    def untrained_keypoints(self, train_set: Any) -> list[int]:
+        """Keypoints the recipe never gives a training signal (saved as ``untrained_keypoints`` in the checkpoint
+        meta; the runtime scores them 0 instead of reporting whatever the untrained output says). Default: the
+        points no training instance labels (visibility 0 or keypoint weight 0 everywhere); [] when the training
+        set does not list top-down instances."""
+        return unlabelled_keypoints(getattr(train_set, "instances", None))
+
+
+def unlabelled_keypoints(instances: Any) -> list[int]:
+    """Indices of the keypoints that no instance of ``instances`` labels ([] for no instances or mixed sizes)."""
+    if not instances:
+        return []
+    k = len(instances[0].visibility)
+    labelled = np.zeros(k, bool)
+    for inst in instances:
+        if len(inst.visibility) != k:
+            return []
+        lab = np.asarray(inst.visibility) > 0
+        if inst.keypoint_weights is not None:
+            lab &= np.asarray(inst.keypoint_weights) > 0
+        labelled |= lab
+        if labelled.all():
+            return []
+    return [int(i) for i in np.flatnonzero(~labelled)]
+
     def train(self, mode: bool = True) -> Method:
         super().train(mode)
         for m in self.frozen_modules().values():

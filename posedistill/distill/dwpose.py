@@ -115,9 +115,12 @@ class DWPoseMethod(Method):
         max_epochs: int,
         args: DWPoseArgs | None = None,
         cache: TeacherCache | None = None,
+        teacher_untrained: list[int] | None = None,
     ) -> None:
         super().__init__()
         args = args or DWPoseArgs(stage=stage)
+        # the keypoints the teacher itself never learned (its checkpoint meta), see untrained_keypoints
+        self.teacher_untrained = [int(i) for i in teacher_untrained or []]
         if stage not in (1, 2):
             raise ValueError(f"DWPose stage must be 1 or 2, got {stage}")
         if not isinstance(codec, SimCCCodec):
@@ -162,6 +165,13 @@ class DWPoseMethod(Method):
             student.backbone = teacher.backbone
             if args.init_head_from_teacher:
                 student.head.load_state_dict(teacher.head.state_dict())
+
+    def untrained_keypoints(self, train_set: Any) -> list[int]:
+        """Stage 1 distils every keypoint, so a point is untrained only when neither the labels nor the teacher
+        know it; stage 2 learns from the stage-1 model alone and inherits what it never learned."""
+        if self.stage == 2:
+            return list(self.teacher_untrained)
+        return sorted(set(super().untrained_keypoints(train_set)) & set(self.teacher_untrained))
 
     @property
     def student_bins(self) -> tuple[int, int]:
@@ -390,4 +400,5 @@ def from_config(cfg: Any) -> DWPoseMethod:
         else:
             fp = teacher_fingerprint(teacher, extra=f"dwpose-{CACHE_NAMES}")
             cache = TeacherCache(Path(args.cache_dir), fp, CACHE_NAMES, args.cache_dtype)
-    return DWPoseMethod(args.stage, student, teacher, codec, cfg.data.layout, cfg.train.epochs, args, cache)
+    return DWPoseMethod(args.stage, student, teacher, codec, cfg.data.layout, cfg.train.epochs, args, cache,
+                        meta.get("untrained_keypoints"))  # fmt: skip

@@ -101,6 +101,7 @@ def build_student(cfg: Any) -> nn.Module:
     from posedistill.engine.checkpoint import CheckpointError, load_pretrained
     from posedistill.engine.config import ConfigError
     from posedistill.models.builder import build_model
+    from posedistill.models.rtmdet_backbone import PRETRAINED_NAME
 
     layout = get_layout(cfg.data.layout)
     where = getattr(cfg, "source", "<config>")
@@ -108,7 +109,17 @@ def build_student(cfg: Any) -> nn.Module:
         model = build_model(cfg.model.name, layout.num_keypoints, input_size=cfg.input_size, **cfg.model.args)
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"{where}: key 'model': cannot build {cfg.model.name!r}: {e}") from None
-    if cfg.model.pretrained:
+    if cfg.model.pretrained == PRETRAINED_NAME:
+        # the shipped detector's trained backbone; its BN statistics from the first training people
+        from posedistill.engine.builders import read_sources
+        from posedistill.models.rtmdet_backbone import init_from_detector
+
+        try:
+            n = init_from_detector(model, read_sources(cfg, "train")[:64], tuple(cfg.input_size))
+        except (ValueError, OSError) as e:  # PoseDataError (no detector file) is a ValueError
+            raise ConfigError(f"{where}: key 'model.pretrained': {e}") from None
+        print(f"model.pretrained {PRETRAINED_NAME}: {n} convs of the default detector's backbone", flush=True)
+    elif cfg.model.pretrained:
         try:
             missing, unexpected = load_pretrained(model, cfg.model.pretrained)
         except CheckpointError as e:

@@ -165,6 +165,17 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def is_finished(path: str | Path) -> bool:
+    """Whether the posedistill checkpoint at ``path`` ends its run: its ``epoch`` equals the ``train.epochs`` of the
+    config it was trained with. A ``last`` written after every epoch exists long before the run is over, so its mere
+    presence does not say that; False also when there is no readable checkpoint."""
+    try:
+        meta = read_meta(path)
+        return int(meta["epoch"]) == int(meta["config"]["train"]["epochs"])
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return False
+
+
 def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     d = resolve_checkpoint(path)
     try:

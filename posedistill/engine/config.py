@@ -43,7 +43,8 @@ class ModelConfig:
 
     name: str = "rtmpose-t"
     input_size: list[int] = field(default_factory=lambda: [192, 256], metadata={"len": 2, "min": 1})  # (w, h)
-    # posedistill checkpoint (folder or meta.json) or an official mmpose / DWPose .pth to start from
+    # posedistill checkpoint (folder or meta.json) or an official mmpose / DWPose .pth to start from; "rtmdet-nano":
+    # rtmpose-nano's backbone from the shipped person detector (posedistill.models.rtmdet_backbone)
     pretrained: str | None = None
     # extra keyword arguments of build_model (e.g. {"backbone_only_pretrained": ...})
     args: dict[str, Any] = field(default_factory=dict)

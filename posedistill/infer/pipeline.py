@@ -290,13 +290,10 @@ def run(
     failed = False
     try:
         for frame, result in pipeline.stream(source, max_frames):
-            if isinstance(json_writer, OpenPoseWriter):
-                json_writer.add(result, frame.name)
-            elif json_writer is not None:
-                image_id = None
-                if options.image_ids is not None:
-                    image_id = _given_image_id(options.image_ids, frame, paths)
-                json_writer.add(result, name=frame.name, image_id=image_id)
+            image_id = None
+            if options.image_ids is not None and json_writer is not None:
+                image_id = _given_image_id(options.image_ids, frame, paths)
+            # the picture first, then the JSON: a frame whose drawing or writing fails is in neither output
             if options.out_dir is not None:
                 drawn = result.plot(
                     frame.image,
@@ -310,6 +307,10 @@ def run(
                     video.write(drawn)
                 else:
                     write_image(Path(options.out_dir) / f"{frame.name}.jpg", drawn)
+            if isinstance(json_writer, OpenPoseWriter):
+                json_writer.add(result, frame.name)
+            elif json_writer is not None:
+                json_writer.add(result, name=frame.name, image_id=image_id)
             summary.frames += 1
             summary.people += len(result)
             if on_frame is not None:

@@ -116,16 +116,45 @@ def load_rtmdet_backbone(backbone: CSPNeXt, onnx_path: str | Path, calib: Tensor
 def calibration_crops(annotations: str | Path, input_size: tuple[int, int], count: int = 64) -> Tensor:
     """count×3×h×w normalised crops of the first ``count`` people of a COCO(-WholeBody) file, made as the
     validation pipeline makes them (ground-truth box, no augmentation)."""
-    from posedistill.codecs.simcc import SimCCCodec
-    from posedistill.data.loader import TopDownDataset, collate
     from posedistill.data.readers import read_dataset
 
     people = read_dataset(annotations)[:count]
     if not people:
         raise ValueError(f"{annotations}: no people to calibrate the BatchNorm statistics on")
+    return instance_crops(people, input_size)
+
+
+def instance_crops(people: list, input_size: tuple[int, int]) -> Tensor:
+    """N×3×h×w normalised crops of ``people`` (Instances) as the validation pipeline makes them."""
+    from posedistill.codecs.simcc import SimCCCodec
+    from posedistill.data.loader import TopDownDataset, collate
+
     # the dataset wants a codec for its targets; only the crops are used here
     ds = TopDownDataset(people, SimCCCodec(input_size, (2.0, 2.0)), input_size, train=False)
     return collate([ds[i] for i in range(len(ds))])["image"]
+
+
+#: ``model.pretrained`` value that starts ``rtmpose-nano``'s backbone from the shipped RTMDet-nano detector
+PRETRAINED_NAME = "rtmdet-nano"
+
+
+def init_from_detector(model: nn.Module, people: list, input_size: tuple[int, int], count: int = 64) -> int:
+    """Load RTMDet-nano's backbone (the default detector's ONNX) into ``model.backbone``, BN statistics from the
+    crops of the first ``count`` of ``people``; returns the number of convs loaded. ValueError when the model has
+    no RTMDet-nano-shaped backbone or there are no people."""
+    from posedistill.infer.defaults import default_detector
+
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(backbone, CSPNeXt):  # another CSPNeXt size fails load_rtmdet_backbone's shape check
+        raise ValueError(f"{PRETRAINED_NAME!r} starts the CSPNeXt of rtmpose-nano (RTMDet-nano's backbone); this "
+                         f"model has {type(backbone).__name__}")  # fmt: skip
+    if not people:
+        raise ValueError(f"{PRETRAINED_NAME!r}: no training people to calibrate the BatchNorm statistics on")
+    onnx_path, crops = default_detector(), instance_crops(list(people[:count]), input_size)
+    try:
+        return load_rtmdet_backbone(backbone, onnx_path, crops)
+    except ValueError as e:
+        raise ValueError(f"{PRETRAINED_NAME!r} fits only rtmpose-nano (RTMDet-nano's CSPNeXt): {e}") from None
 
 
 def write_rtmdet_pretrained(out: str | Path, onnx_path: str | Path, calib: Tensor) -> Path:
