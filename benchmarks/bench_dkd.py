@@ -269,15 +269,13 @@ def train_all(work: Path, s: dict[str, Any], seeds: list[int], jobs: int, dkd_ex
     os.environ["OMP_NUM_THREADS"] = "1"
     futures: dict[tuple[str, int], Future] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for seed in seeds:  # the long runs first
+        for seed in seeds:  # seed by seed, so that a cut-short session still has whole seeds to report
             futures[("per-frame-large", seed)] = pool.submit(run, "per-frame-large", seed, s["large_epochs"],
                                                              model_overrides("model", s["large"]))  # fmt: skip
-        for seed in seeds:
             futures[("per-frame-small", seed)] = pool.submit(run, "per-frame-small", seed, s["small_epochs"],
                                                              model_overrides("model", s["encoder"]))  # fmt: skip
             futures[(SAME_COST, seed)] = pool.submit(run, SAME_COST, seed, s["same_cost_epochs"],
                                                      model_overrides("model", s["same_cost"]))  # fmt: skip
-        for seed in seeds:
             dkd_ov = [
                 f"method.args.initializer_pretrained={run_dir(work, 'per-frame-large', seed) / 'last'}",
                 f"method.args.encoder_pretrained={run_dir(work, 'per-frame-small', seed) / 'last'}",

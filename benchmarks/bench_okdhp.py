@@ -153,8 +153,13 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         val_instances=val.instances, val_rows=val.rows, val_metric_args=val.metric_args,
     )  # fmt: skip
     t0 = time.perf_counter()
-    fit = trainer.fit()
+    resumed = (work_dir / "last" / "meta.json").is_file()
+    fit = trainer.fit(resume=True)  # an interrupted run goes on from its last epoch
     wall = time.perf_counter() - t0
+    if resumed:  # the wall time of the whole run: every attempt's epochs, as logged
+        from bench_dwpose import epoch_seconds
+
+        wall = epoch_seconds(work_dir / "metrics.jsonl")
 
     def score(m: Any) -> dict[str, float]:
         """Every metric of the dataset (METRICS: name -> evaluate_predictions metric) for method ``m``."""
@@ -243,6 +248,9 @@ def run_jobs(specs: list[dict[str, Any]], jobs: int) -> None:
     while pending or running:
         while pending and len(running) < jobs:
             spec = pending.pop(0)
+            if Path(spec["result"]).is_file():  # finished by an earlier call: reused
+                print(f"reuse {spec['dataset']} {spec['kind']} seed {spec['seed']}: {spec['result']}", flush=True)
+                continue
             Path(spec["work_dir"]).mkdir(parents=True, exist_ok=True)
             log = open(Path(spec["work_dir"]) / "bench.log", "w")  # noqa: SIM115 (closed below)
             print(f"start {spec['dataset']} {spec['kind']} seed {spec['seed']} -> {spec['work_dir']}", flush=True)
