@@ -72,6 +72,12 @@ class Method(nn.Module):
         set does not list top-down instances."""
         return unlabelled_keypoints(getattr(train_set, "instances", None))
 
+    def train(self, mode: bool = True) -> Method:
+        super().train(mode)
+        for m in self.frozen_modules().values():
+            m.eval()
+        return self
+
 
 def unlabelled_keypoints(instances: Any) -> list[int]:
     """Indices of the keypoints that no instance of ``instances`` labels ([] for no instances or mixed sizes)."""
@@ -89,9 +95,3 @@ def unlabelled_keypoints(instances: Any) -> list[int]:
         if labelled.all():
             return []
     return [int(i) for i in np.flatnonzero(~labelled)]
-
-    def train(self, mode: bool = True) -> Method:
-        super().train(mode)
-        for m in self.frozen_modules().values():
-            m.eval()
-        return self
