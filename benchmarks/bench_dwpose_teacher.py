@@ -72,8 +72,8 @@ POOL = ROOT / "work_dirs" / "default_model" / "pool.json"  # benchmarks/default_
 POOL_SETS = ["data.train.0.layout=coco", "train.epochs=4", "schedule.cosine_begin_epoch=1", "train.aug_switch_epoch=3"]
 INPUT_SIZE = (96, 128)  # (w, h)
 # stage-2 variants (name -> config overrides) on each seed's stage-1 model; "dwpose-s2" is the repository default
-# (the ablation chose it: at DWPose's 1/5 of stage 1, 2 epochs here, a fresh head stays short of the stage-1 head;
-# docs/benchmarks.md)
+# (the ablation chose it: at DWPose's 1/5 of stage 1, 2 epochs here, a fresh head stays furthest short of the
+# stage-1 head; docs/benchmarks.md)
 STAGE2: dict[str, list[str]] = {
     "dwpose-s2": [],  # epoch_ratio 0.5 (the config's): 5 epochs
     "s2-2-epochs": ["method.args.epoch_ratio=0.2"],  # DWPose's ratio
