@@ -61,7 +61,6 @@ RESULTS = ROOT / "benchmarks" / "results" / "dwpose_pptinypose.json"
 DATA = ROOT.parent / "shared" / "data"
 WORK = ROOT / "work_dirs" / "bench_dwpose_teacher"
 JULITO = DATA / "coco_dev" / "julito" / "person_keypoints.json"
-DETECTOR_ONNX = ROOT / "models" / "rtmdet-nano_person" / "model.onnx"
 TEACHER = "pp-tinypose"  # the shipped name of ../shared/weights/pp-tinypose_256x192_ncnn.param
 TEACHER_NAME = "PP-TinyPose 256x192 (ncnn, no flip)"
 TRAIN, EVAL = (1, 2500), (2501, 3000)  # LSPet image numbers, inclusive
@@ -117,19 +116,11 @@ def write_train_labels(out: Path, first: int, last: int) -> Path:
     return out
 
 
-def pretrained_backbone(labels: Path, out: Path) -> Path:
-    from posedistill.models.rtmdet_backbone import calibration_crops, write_rtmdet_pretrained
-
-    if not out.is_file():
-        write_rtmdet_pretrained(out, DETECTOR_ONNX, calibration_crops(labels, INPUT_SIZE))
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- runs
 
 
-def base_sets(seed: int, labels: Path, pretrained: Path, smoke: bool, data: str) -> list[str]:
-    sets = [f"train.seed={seed}", f"data.train.0.path={labels}", f"model.pretrained={pretrained}"]
+def base_sets(seed: int, labels: Path, smoke: bool, data: str) -> list[str]:
+    sets = [f"train.seed={seed}", f"data.train.0.path={labels}"]
     if data == "pool":
         sets += POOL_SETS + (["data.train.0.indices='0:64'"] if smoke else [])
     if smoke:
@@ -152,7 +143,6 @@ def run_all(
         labels = pool
     else:
         labels = write_train_labels(work / "lspet_train_coco17.json", *(TRAIN if not smoke else (1, 64)))
-    pretrained = pretrained_backbone(labels, work / "rtmdet-nano_96x128.safetensors")
     os.environ["OMP_NUM_THREADS"] = "1"
     runs: dict[tuple[str, int], dict[str, Any]] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -160,18 +150,18 @@ def run_all(
         for seed in seeds:  # the long stage-1 runs first, so that the short ones fill the gaps
             wd = work / f"dwpose-s1_seed{seed}"
             s1[seed] = pool.submit(train, "distill", "lspet-body_dwpose_pptinypose-nano_s1.yaml", wd,
-                                   base_sets(seed, labels, pretrained, smoke, data))  # fmt: skip
+                                   base_sets(seed, labels, smoke, data))  # fmt: skip
             runs[("dwpose-s1", seed)] = {"ckpt": wd / "last", "future": s1[seed]}
         for seed in seeds:
             wd = work / f"no-kd_seed{seed}"
             f = pool.submit(train, "train", "lspet-body_nokd_rtmpose-nano.yaml", wd,
-                            base_sets(seed, labels, pretrained, smoke, data))  # fmt: skip
+                            base_sets(seed, labels, smoke, data))  # fmt: skip
             runs[("no-kd", seed)] = {"ckpt": wd / "last", "future": f}
 
         def stage2(seed: int, name: str, extra: list[str]) -> float:
             s1[seed].result()
             teacher = work / f"dwpose-s1_seed{seed}" / "last"
-            sets = [*base_sets(seed, labels, pretrained, smoke, data), f"method.args.teacher={teacher}", *extra]
+            sets = [*base_sets(seed, labels, smoke, data), f"method.args.teacher={teacher}", *extra]
             return train("distill", "lspet-body_dwpose_nano-nano_s2.yaml", work / f"{name}_seed{seed}", sets)
 
         for seed in seeds:
